@@ -1,0 +1,54 @@
+"""`metaexamples <stage>`: one subcommand per pipeline stage.
+
+Each subcommand lives in `metaexamples.commands.<module>` with `configure(parser)` and
+`run(args)`; this file only wires them together, so commands import their heavy
+dependencies (torch, transformers) only when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> module under metaexamples.commands
+COMMANDS = {
+    "fetch-assets": "assets",
+    "build-canonical": "canonical",
+    "prepare-model": "model",
+    "select-tokens": "tokens",
+    "generate-data": "data",
+    "validate-config": "validate",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metaexamples", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"metaexamples.commands.{module}")
+        p = sub.add_parser(name, help=mod.__doc__.splitlines()[0], description=mod.__doc__)
+        mod.configure(p)
+        p.set_defaults(run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.run(args)
+    except (ValueError, RuntimeError, OSError) as err:
+        logging.getLogger("metaexamples").error("%s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

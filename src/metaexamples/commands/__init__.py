@@ -1,0 +1,39 @@
+"""CLI subcommands: argument parsing only; the science lives in the package modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from metaexamples.config import Config, ConfigError, load_config, section_from_dict
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="config.yaml",
+                        help="experiment config YAML (default: config.yaml)")
+    parser.add_argument("--settings", default=None,
+                        help="inline JSON with just the sections this stage needs "
+                             "(what the workflow passes); overrides --config")
+
+
+def load_sections(args: argparse.Namespace, sections: dict[str, type]) -> dict[str, Any]:
+    """The config sections a stage needs, from --settings JSON or from the --config file.
+
+    `sections` maps a key path ('data', 'grammars.g2', 'nim.training') to its dataclass.
+    """
+    if args.settings is not None:
+        try:
+            data = json.loads(args.settings)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--settings: not valid JSON: {err}") from err
+        return {key: section_from_dict(cls, data.get(key), key) for key, cls in sections.items()}
+    config = load_config(args.config)
+    return {key: _lookup(config, key) for key in sections}
+
+
+def _lookup(config: Config, key: str) -> Any:
+    obj: Any = config
+    for part in key.split("."):
+        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+    return obj

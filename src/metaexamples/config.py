@@ -1,0 +1,380 @@
+"""The experiment configuration: one frozen dataclass per section, validated once.
+
+`load_config` / `Config.from_dict` reject unknown keys, wrong types and inconsistent
+values with a `ConfigError` that names the key and the allowed values, before any job
+runs. The workflow validates the same document against `workflow/schemas/config.schema.yaml`
+first; these checks add what a JSON schema cannot say (min <= max, known condition names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metaexamples.documents import GRAMMAR_NAMES, META_DESIGNS
+
+MODEL_PRESETS = ("tiny-olmo", "tiny-neox", "smollm2-135m")
+CANONICAL_OFFLINE = "olmo-offline"
+ALPHABET_RANKINGS = ("rarity", "prefer-non-ascii", "ascii-fallback")
+PRECISIONS = ("auto", "fp32", "bf16")
+CONDITION_DESIGNS = ("none", *META_DESIGNS)
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TinyArch:
+    """Shape of the randomly initialised `tiny-*` presets."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 512
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny-olmo"
+    init_seed: int = 0
+    tiny: TinyArch = field(default_factory=TinyArch)
+
+    def __post_init__(self) -> None:
+        _check_model_name(self.name, "model.name")
+
+    @property
+    def is_preset(self) -> bool:
+        return self.name in MODEL_PRESETS
+
+
+@dataclass(frozen=True)
+class CanonicalConfig:
+    source: str = CANONICAL_OFFLINE
+    heldout_documents: int = 100
+    min_chars: int = 100
+    max_documents: int = 200_000
+
+    def __post_init__(self) -> None:
+        src = self.source
+        if not (src == CANONICAL_OFFLINE or src.startswith("hf:") or src.endswith(".jsonl")):
+            raise ConfigError(
+                f"canonical.source: {src!r} is not one of '{CANONICAL_OFFLINE}', "
+                "'hf:<dataset>:<config>' or a path ending in .jsonl"
+            )
+        if src.startswith("hf:") and len(src.split(":")) != 3:
+            raise ConfigError(f"canonical.source: {src!r} must look like hf:<dataset>:<config>")
+        _positive(self.heldout_documents, "canonical.heldout_documents")
+
+
+@dataclass(frozen=True)
+class AlphabetConfig:
+    size: int = 5
+    ranking: str = "rarity"
+    screen_undertrained: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < 2:
+            raise ConfigError(f"alphabet.size: {self.size} must be at least 2")
+        _choice(self.ranking, ALPHABET_RANKINGS, "alphabet.ranking")
+
+
+@dataclass(frozen=True)
+class GrammarConfig:
+    min_length: int = 1
+    max_length: int = 12
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    seed: int = 0
+    n_train: int = 4000
+    n_val: int = 100
+    n_test: int = 200
+    negatives_per_type: int = 50
+    meta_documents: int = 500
+    val_percent: int = 10
+    test_percent: int = 10
+
+    def __post_init__(self) -> None:
+        for key in ("n_train", "n_val", "n_test", "negatives_per_type", "meta_documents"):
+            _positive(getattr(self, key), f"data.{key}")
+        for key in ("val_percent", "test_percent"):
+            if not 0 < getattr(self, key) < 50:
+                raise ConfigError(f"data.{key}: {getattr(self, key)} must be in (0, 50)")
+
+
+@dataclass(frozen=True)
+class ConditionConfig:
+    design: str = "none"
+    percent: float = 0.0
+
+
+# The seed's condition names keep their meaning: `describe` metaexamples at that share
+# of the synthetic token budget.
+PREDEFINED_CONDITIONS: dict[str, ConditionConfig] = {
+    "examples": ConditionConfig("none", 0.0),
+    "meta_1pct": ConditionConfig("describe", 1.0),
+    "meta_5pct": ConditionConfig("describe", 5.0),
+    "meta_10pct": ConditionConfig("describe", 10.0),
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    grammars: tuple[str, ...] = GRAMMAR_NAMES
+    conditions: tuple[str, ...] = tuple(PREDEFINED_CONDITIONS)
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_steps: int = 40
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 4
+    max_grad_norm: float = 1.0
+    max_seq_length: int = 128
+    eval_steps: int = 10
+    save_steps: int = 20
+    synthetic_mix_ratio: float = 0.1
+    eval_documents: int = 32
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    gpus: int = 0
+    l2sp_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "max_seq_length",
+                    "eval_steps", "save_steps", "eval_documents"):
+            _positive(getattr(self, key), f"training.{key}")
+        if not 0.0 < self.synthetic_mix_ratio < 1.0:
+            raise ConfigError(
+                f"training.synthetic_mix_ratio: {self.synthetic_mix_ratio} must be in (0, 1)"
+            )
+        if self.learning_rate <= 0:
+            raise ConfigError(f"training.learning_rate: {self.learning_rate} must be > 0")
+        if self.warmup_steps < 0 or self.gpus < 0 or self.l2sp_weight < 0:
+            raise ConfigError("training.warmup_steps, gpus and l2sp_weight must be >= 0")
+        _choice(self.precision, PRECISIONS, "training.precision")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    batch_size: int = 64
+    samples: int = 200
+    max_new_tokens: int = 24
+    sample_batch_size: int = 64
+    bootstrap_resamples: int = 1000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _positive(getattr(self, f.name), f"evaluation.{f.name}")
+
+
+@dataclass(frozen=True)
+class NimTrainingConfig:
+    model: str = "tiny-neox"
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    warmup_fraction: float = 0.1
+    l2sp_weight: float = 1e-4
+    save_every_epochs: int = 1
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check_model_name(self.model, "nim.training.model")
+        for key in ("epochs", "batch_size", "save_every_epochs", "eval_batch_size"):
+            _positive(getattr(self, key), f"nim.training.{key}")
+
+
+@dataclass(frozen=True)
+class NimConfig:
+    experiments: dict[str, dict[str, Any]] = field(default_factory=lambda: {"tiny": {}})
+    training: NimTrainingConfig = field(default_factory=NimTrainingConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    canonical: CanonicalConfig = field(default_factory=CanonicalConfig)
+    alphabet: AlphabetConfig = field(default_factory=AlphabetConfig)
+    grammars: dict[str, GrammarConfig] = field(
+        default_factory=lambda: {g: GrammarConfig() for g in GRAMMAR_NAMES}
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    conditions: dict[str, ConditionConfig] = field(default_factory=dict)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    nim: NimConfig = field(default_factory=NimConfig)
+
+    def __post_init__(self) -> None:
+        for name, g in self.grammars.items():
+            _choice(name, GRAMMAR_NAMES, f"grammars.{name}")
+            if g.min_length < 1:
+                raise ConfigError(f"grammars.{name}.min_length: {g.min_length} must be >= 1")
+            if g.min_length > g.max_length:
+                raise ConfigError(
+                    f"grammars.{name}.min_length: {g.min_length} is above "
+                    f"grammars.{name}.max_length ({g.max_length})"
+                )
+        for name, cond in self.conditions.items():
+            _choice(cond.design, CONDITION_DESIGNS, f"conditions.{name}.design")
+            if not 0.0 <= cond.percent <= 100.0:
+                raise ConfigError(
+                    f"conditions.{name}.percent: {cond.percent} must be between 0 and 100"
+                )
+            if (cond.design == "none") != (cond.percent == 0):
+                raise ConfigError(
+                    f"conditions.{name}: design 'none' goes with percent 0 and only with it"
+                )
+        for g in self.experiment.grammars:
+            if g not in self.grammars:
+                raise ConfigError(
+                    f"experiment.grammars: {g!r} has no settings under 'grammars' "
+                    f"(configured: {sorted(self.grammars)})"
+                )
+        known = self.all_conditions
+        for c in self.experiment.conditions:
+            _choice(c, tuple(known), "experiment.conditions")
+        if not self.experiment.seeds:
+            raise ConfigError("experiment.seeds: give at least one seed")
+        if self.model.is_preset and self.model.name.startswith("tiny"):
+            limit = self.model.tiny.max_position_embeddings
+            if self.training.max_seq_length > limit:
+                raise ConfigError(
+                    f"training.max_seq_length: {self.training.max_seq_length} is above the "
+                    f"model's maximum (model.tiny.max_position_embeddings = {limit})"
+                )
+
+    @property
+    def all_conditions(self) -> dict[str, ConditionConfig]:
+        """Predefined conditions, overridden or extended by the config's own."""
+        return {**PREDEFINED_CONDITIONS, **self.conditions}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Config:
+        return _build(cls, data or {}, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from err
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return Config.from_dict(data)
+
+
+def section_from_dict(cls: type, data: dict[str, Any] | None, key: str) -> Any:
+    """Build one section dataclass (e.g. a CLI's `--settings` JSON) with the same checks."""
+    return _build(cls, data or {}, key)
+
+
+# -- generic construction -------------------------------------------------------------
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{_join(path, unknown[0])}: unknown key; allowed keys here: {sorted(names)}"
+        )
+    kwargs = {k: _coerce(hints[k], v, _join(path, k)) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path or 'config'}: {err}") from err
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        return {str(k): _coerce(vt, v, _join(path, str(k))) for k, v in value.items()}
+    if origin is tuple:
+        (et, *_) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list")
+        return tuple(_coerce(et, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
+
+
+def _positive(value: int, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: {value} must be positive")
+
+
+def _check_model_name(name: str, key: str) -> None:
+    if name in MODEL_PRESETS or "/" in name:
+        return
+    raise ConfigError(
+        f"{key}: {name!r} is neither a preset {list(MODEL_PRESETS)} "
+        "nor a hub id or local path (which contain '/')"
+    )

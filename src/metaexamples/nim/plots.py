@@ -1,0 +1,233 @@
+"""The one Nim plotting utility: the aggregations behind each figure, and the figures.
+
+Inputs are an accuracy table (one row per checkpoint step, one column per eval set) and
+per-example prediction rows: the generator's structured fields (``max_remove``, ``pile``,
+``names``, ``bucket``, ...) plus ``correct`` (bool), ``step`` and ``dataset``. The rows
+must cover every evaluated example, not only the incorrect ones, or there is no
+denominator. Each ``accuracy_by_*`` function returns a DataFrame with columns
+``dataset, step, <keys>, n, correct, accuracy`` and is what the matching ``plot_*``
+draws. Figures use matplotlib's object API (no pyplot state) and are written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from metaexamples.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+Rows = Sequence[Mapping[str, Any]] | pd.DataFrame
+Step = int | str | None  # an int, "last" (latest step per dataset) or None (every step)
+
+STEP_COLUMN = "step"
+NO_BUCKET = "none"
+
+
+def accuracy_table_long(table: pd.DataFrame, step_column: str = STEP_COLUMN) -> pd.DataFrame:
+    """An accuracy table (steps x eval sets) as rows ``step, dataset, accuracy``, by step.
+
+    The step comes from `step_column`, else from a ``checkpoint`` column such as
+    ``checkpoint-500`` (its trailing number), else from the index.
+    """
+    frame = table.copy()
+    if step_column in frame.columns:
+        steps = frame.pop(step_column)
+    elif "checkpoint" in frame.columns:
+        steps = frame.pop("checkpoint").map(_checkpoint_step)
+    else:
+        steps = pd.Series(frame.index, index=frame.index)
+    frame.insert(0, STEP_COLUMN, pd.to_numeric(steps).astype(int).to_numpy())
+    long = frame.melt(id_vars=STEP_COLUMN, var_name="dataset", value_name="accuracy")
+    long["accuracy"] = pd.to_numeric(long["accuracy"])
+    return long.sort_values(["dataset", STEP_COLUMN], kind="stable").reset_index(drop=True)
+
+
+def _checkpoint_step(name: Any) -> int:
+    match = re.search(r"(\d+)\D*$", str(name))
+    if not match:
+        raise ValueError(f"checkpoint: cannot read a step from {name!r}")
+    return int(match.group(1))
+
+
+def prediction_frame(rows: Rows) -> pd.DataFrame:
+    """Prediction rows as a DataFrame with derived columns ``residue`` (pile mod
+    max_remove + 1), ``name_pair`` ("A & B") and ``bucket`` ("none" when absent); ``dataset``
+    defaults to "all" and ``step`` to 0."""
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
+        raise ValueError("prediction rows: none given")
+    missing = [c for c in ("correct", "max_remove", "pile") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"prediction rows: missing column(s) {missing}")
+    if "dataset" not in frame.columns:
+        frame["dataset"] = "all"
+    if STEP_COLUMN not in frame.columns:
+        frame[STEP_COLUMN] = 0
+    frame["correct"] = frame["correct"].astype(bool)
+    frame["residue"] = frame["pile"].astype(int) % (frame["max_remove"].astype(int) + 1)
+    names = frame["names"] if "names" in frame.columns else pd.Series(None, index=frame.index)
+    frame["name_pair"] = names.map(lambda n: " & ".join(n) if isinstance(n, Sequence) else None)
+    bucket = frame["bucket"] if "bucket" in frame.columns else pd.Series(None, index=frame.index)
+    frame["bucket"] = bucket.fillna(NO_BUCKET).astype(str)
+    return frame
+
+
+def _select_step(frame: pd.DataFrame, step: Step) -> pd.DataFrame:
+    if step is None:
+        return frame
+    if step == "last":
+        last = frame.groupby("dataset")[STEP_COLUMN].transform("max")
+        return frame[frame[STEP_COLUMN] == last]
+    if isinstance(step, int) and not isinstance(step, bool):
+        return frame[frame[STEP_COLUMN] == step]
+    raise ValueError(f"step: expected an integer, 'last' or None, got {step!r}")
+
+
+def accuracy_by(rows: Rows, keys: Sequence[str], step: Step = "last") -> pd.DataFrame:
+    """Accuracy per dataset, step and `keys`: columns dataset, step, *keys, n, correct,
+    accuracy, sorted by those keys. Rows whose key is missing are dropped."""
+    frame = _select_step(prediction_frame(rows), step).dropna(subset=list(keys))
+    group = ["dataset", STEP_COLUMN, *keys]
+    out = frame.groupby(group, sort=True)["correct"].agg(n="size", correct="sum").reset_index()
+    out["correct"] = out["correct"].astype(int)
+    out["accuracy"] = out["correct"] / out["n"]
+    return out
+
+
+def accuracy_by_max_remove(rows: Rows, step: Step = "last") -> pd.DataFrame:
+    return accuracy_by(rows, ["max_remove"], step)
+
+
+def accuracy_by_bucket(rows: Rows, step: Step = "last") -> pd.DataFrame:
+    """Per cheat / neutral / counter_cheat bucket ("none" where the data has no buckets)."""
+    return accuracy_by(rows, ["bucket"], step)
+
+
+def accuracy_by_residue(rows: Rows, step: Step = "last") -> pd.DataFrame:
+    """Per max_remove and residue class of the pile (residue 0: a losing position)."""
+    return accuracy_by(rows, ["max_remove", "residue"], step)
+
+
+def accuracy_by_name_pair(
+    rows: Rows, step: Step = "last", top_k: int | None = None
+) -> pd.DataFrame:
+    """Per name pair; with `top_k`, only the `top_k` most frequent pairs (over all datasets
+    at the chosen step; ties by name)."""
+    out = accuracy_by(rows, ["name_pair"], step)
+    if top_k is not None:
+        totals = out.groupby("name_pair")["n"].sum().reset_index()
+        totals = totals.sort_values(["n", "name_pair"], ascending=[False, True])
+        out = out[out["name_pair"].isin(set(totals["name_pair"].head(top_k)))]
+    return out.reset_index(drop=True)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write `fig` as PNG to `path` atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    log.info("wrote %s", path)
+    return Path(path)
+
+
+def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: str) -> Figure:
+    """Bars of accuracy: one group per key value, one bar per dataset."""
+    frame = frame.copy()
+    frame["_x"] = frame[list(keys)].astype(str).agg(" / ".join, axis=1)
+    xs = list(dict.fromkeys(frame["_x"]))
+    datasets = sorted(frame["dataset"].unique())
+    fig = Figure(figsize=(max(6.0, 0.5 * len(xs) * max(1, len(datasets)) + 2), 4.5))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(datasets))
+    for j, dataset in enumerate(datasets):
+        part = frame[frame["dataset"] == dataset].set_index("_x")
+        heights = [float(part["accuracy"].get(x, float("nan"))) for x in xs]
+        ax.bar([i + j * width for i in range(len(xs))], heights, width, label=dataset)
+    ax.set_xticks([i + width * (len(datasets) - 1) / 2 for i in range(len(xs))])
+    ax.set_xticklabels(
+        xs, rotation=45 if len(xs) > 8 else 0, ha="right" if len(xs) > 8 else "center"
+    )
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    if datasets:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_accuracy_vs_step(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """One line per eval set: accuracy against checkpoint step."""
+    long = accuracy_table_long(table)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for dataset, part in long.groupby("dataset", sort=True):
+        ax.plot(part[STEP_COLUMN], part["accuracy"], marker="o", label=str(dataset))
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("exact-match accuracy")
+    ax.set_title("Accuracy by checkpoint")
+    ax.legend(fontsize="small")
+    return save_figure(fig, path)
+
+
+def plot_accuracy_by_max_remove(
+    rows: Rows, path: str | os.PathLike[str], step: Step = "last"
+) -> Path:
+    frame = accuracy_by_max_remove(rows, step)
+    return save_figure(
+        _grouped_bars(frame, ["max_remove"], "Accuracy per max_remove", "max_remove"), path
+    )
+
+
+def plot_accuracy_by_bucket(rows: Rows, path: str | os.PathLike[str], step: Step = "last") -> Path:
+    frame = accuracy_by_bucket(rows, step)
+    return save_figure(
+        _grouped_bars(frame, ["bucket"], "Accuracy per name-pair bucket", "bucket"), path
+    )
+
+
+def plot_accuracy_by_residue(rows: Rows, path: str | os.PathLike[str], step: Step = "last") -> Path:
+    frame = accuracy_by_residue(rows, step)
+    title = "Accuracy per pile residue (pile mod max_remove + 1; 0 = losing)"
+    return save_figure(
+        _grouped_bars(frame, ["max_remove", "residue"], title, "max_remove / residue"), path
+    )
+
+
+def plot_accuracy_by_name_pair(
+    rows: Rows, path: str | os.PathLike[str], step: Step = "last", top_k: int = 30
+) -> Path:
+    frame = accuracy_by_name_pair(rows, step, top_k)
+    title = f"Accuracy per name pair (the {top_k} most frequent)"
+    return save_figure(_grouped_bars(frame, ["name_pair"], title, "name pair"), path)
+
+
+def plot_all(
+    rows: Rows | None, table: pd.DataFrame | None, out_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """Every figure the inputs support, under `out_dir`; returns the paths written.
+
+    Name-pair and bucket figures are drawn only when the rows carry names / buckets.
+    """
+    out = Path(out_dir)
+    written = []
+    if table is not None:
+        written.append(plot_accuracy_vs_step(table, out / "accuracy_vs_step.png"))
+    if rows is not None:
+        frame = prediction_frame(rows)
+        written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png"))
+        written.append(plot_accuracy_by_residue(frame, out / "accuracy_by_residue.png"))
+        if (frame["bucket"] != NO_BUCKET).any():
+            written.append(plot_accuracy_by_bucket(frame, out / "accuracy_by_bucket.png"))
+        if frame["name_pair"].notna().any():
+            written.append(plot_accuracy_by_name_pair(frame, out / "accuracy_by_name_pair.png"))
+    return written

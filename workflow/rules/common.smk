@@ -1,0 +1,80 @@
+# Everything dynamic: config validation, wildcard constraints, input functions, targets.
+import json
+
+from snakemake.utils import validate
+
+from metaexamples.config import Config, ConfigError
+from metaexamples.documents import META_DESIGNS
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    CFG = Config.from_dict(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}")
+
+GRAMMARS = list(CFG.experiment.grammars)
+CONDITIONS = list(CFG.experiment.conditions)
+SEEDS = list(CFG.experiment.seeds)
+RESOLVED = CFG.to_dict()
+
+
+wildcard_constraints:
+    grammar="|".join(GRAMMARS),
+    condition="|".join(CONDITIONS),
+    seed=r"\d+",
+    model=r"[A-Za-z0-9_.-]+",
+
+
+def settings(*keys):
+    """JSON of the resolved config sections a job depends on (a rerun trigger too)."""
+    out = {}
+    for key in keys:
+        node = RESOLVED
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return json.dumps(out, sort_keys=True, ensure_ascii=False)
+
+
+def model_slug(name):
+    return name.replace("/", "--")
+
+
+BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"
+
+
+def model_inputs(wildcards):
+    """What prepare_model needs for this model: a tokenizer JSON or the GGUF file."""
+    name = CFG.model.name if model_slug(CFG.model.name) == wildcards.model else wildcards.model
+    if name == "smollm2-135m":
+        return {"gguf": "data/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
+    if name == "tiny-olmo":
+        return {"tokenizer": "data/assets/olmo_tokenizer.json"}
+    if name == "tiny-neox":
+        return {"tokenizer": "data/assets/neox_tokenizer.json"}
+    return {}
+
+
+def model_flags(wildcards, input):
+    if "gguf" in input.keys():
+        return f"--gguf {input.gguf}"
+    if "tokenizer" in input.keys():
+        return f"--tokenizer-json {input.tokenizer}"
+    return ""
+
+
+def model_name(wildcards):
+    return wildcards.model.replace("--", "/")
+
+
+def canonical_inputs(wildcards):
+    return ["data/assets/hf_datasets"] if CFG.canonical.source == "olmo-offline" else []
+
+
+def grammar_data(grammar):
+    return multiext(f"data/{grammar}/", "train.jsonl", "val.jsonl", "test.jsonl")
+
+
+def all_targets():
+    return [f"data/{g}/manifest.json" for g in GRAMMARS]
