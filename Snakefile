@@ -14,6 +14,8 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
 include: "workflow/rules/assets.smk"
 include: "workflow/rules/tokens.smk"
 include: "workflow/rules/data.smk"

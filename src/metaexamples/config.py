@@ -272,6 +272,11 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
+def model_slug(name: str) -> str:
+    """A file-name-safe form of a model name: 'allenai/OLMo-1B-hf' -> 'allenai--OLMo-1B-hf'."""
+    return name.replace("/", "--")
+
+
 def load_config(path: str | Path) -> Config:
     p = Path(path)
     if not p.is_file():

@@ -76,16 +76,16 @@ def negatives(
     rows: list[Row] = []
     g = split.name
     for kind in split.negative_types:
-        made = 0
+        seen: set[str] = set()
         for i in range(20 * per_type):
-            if made == per_type:
+            if len(seen) == per_type:
                 break
             base = valid[i % len(valid)]
             neg = split.negative(kind, rng, base.symbols, foreign)
-            if neg is None:
+            if neg is None or example_text(g, neg) in seen:
                 continue
+            seen.add(example_text(g, neg))
             rows.append(Row(tuple(neg), example_text(g, neg), False, kind, None, base.text))
-            made += 1
     for kind in DOCUMENT_NEGATIVE_TYPES:  # unclosed_tag: a valid body with no closing tag
         for base in valid[:per_type]:
             rows.append(Row(base.symbols, open_tag(g) + symbols_text(base.symbols), False, kind,
@@ -127,7 +127,7 @@ def generate(
     for design in META_DESIGNS:
         docs = generate_metaexamples(
             design, train_g, data.meta_documents, rng, foreign=foreign,
-            canonical_texts=canonical_texts,
+            canonical_texts=canonical_texts, allowed=train_g.in_split,
         )
         meta_counts[design] = write_jsonl(out_dir / f"meta_{design}.jsonl", docs)
     manifest = {

@@ -47,6 +47,12 @@ def _choice(rng: np.random.Generator, options: Sequence[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+def _distinct(rng: np.random.Generator, options: Sequence[str], n: int) -> list[str]:
+    """`n` options, distinct while they last, so that several instances read differently."""
+    order = rng.permutation(len(options))
+    return [options[int(order[i % len(options)])] for i in range(n)]
+
+
 def _sym(symbol: str) -> str:
     """A symbol as a template field: always surrounded by spaces."""
     return f" {symbol} "
@@ -268,8 +274,8 @@ REASONS: dict[str, tuple[str, ...]] = {
         "its length {n} exceeds the limit of {max}",
     ),
     "empty": (
-        "it is empty, and at least {min_symbols} are needed",
-        "a string needs at least {min_symbols}",
+        "it is empty, but a string needs at least {min_symbols}",
+        "nothing shorter than {min_symbols} is allowed",
         "it is too short",
     ),
 }
@@ -382,11 +388,18 @@ def _describe_text(
     )
     middle = [rule, length] if rng.random() < 0.5 else [length, rule]
     examples = [
-        _fill(_choice(rng, VALID_SENTENCES), seq=_seq(s), why=why) for s, why in instances.valid
+        _fill(template, seq=_seq(s), why=why)
+        for template, (s, why) in zip(
+            _distinct(rng, VALID_SENTENCES, len(instances.valid)), instances.valid, strict=True
+        )
     ]
     examples += [
-        _fill(_choice(rng, INVALID_SENTENCES), seq=_seq(s), reason=f" {reason} ")
-        for s, reason in instances.invalid
+        _fill(template, seq=_seq(s), reason=f" {reason} ")
+        for template, (s, reason) in zip(
+            _distinct(rng, INVALID_SENTENCES, len(instances.invalid)),
+            instances.invalid,
+            strict=True,
+        )
     ]
     order = rng.permutation(len(examples))
     parts = [
@@ -602,8 +615,16 @@ WRONG_RULES_FOR: dict[str, tuple[str, ...]] = {
 }
 
 
+def _allow_all(symbols: Sequence[str]) -> bool:
+    return True
+
+
 def _wrongrule_instances(
-    rng: np.random.Generator, grammar: Grammar, rule: WrongRule, tries: int = 50
+    rng: np.random.Generator,
+    grammar: Grammar,
+    rule: WrongRule,
+    allowed: Callable[[Sequence[str]], bool] = _allow_all,
+    tries: int = 50,
 ) -> _Instances:
     """1-3 strings that follow `rule` and 0-2 uniform strings that break it, with reasons."""
     lengths = list(range(grammar.min_length, grammar.max_length + 1))
@@ -611,7 +632,7 @@ def _wrongrule_instances(
     for _ in range(int(rng.integers(1, 4))):
         for _ in range(tries):
             s = rule.sample(rng, grammar.alphabet, _choice(rng, lengths))
-            if s is not None:
+            if s is not None and allowed(s):
                 valid.append((s, _valid_why(rng, "wrong", s, grammar.alphabet)))
                 break
     invalid = []
@@ -619,7 +640,7 @@ def _wrongrule_instances(
         for _ in range(tries):
             n = _choice(rng, lengths)
             s = [grammar.alphabet[int(i)] for i in rng.integers(grammar.k, size=n)]
-            if not rule.follows(s, grammar.alphabet):
+            if not rule.follows(s, grammar.alphabet) and allowed(s):
                 invalid.append((s, rule.explain(s, grammar.alphabet)))
                 break
     return _Instances(valid, invalid)
@@ -667,7 +688,8 @@ def _judge_body(rng: np.random.Generator, grammar: Grammar, foreign: Sequence[st
             )
         symbols, label = (grammar.sample(rng), yes) if found is None else (found[1], no)
         lines.append(_fill(template, seq=_seq(symbols), label=label, name=grammar.name))
-    return "\n".join(line for line in lines if line)
+    # "\n " keeps the space before a line-initial symbol (it tokenises as " ★").
+    return "\n ".join(line for line in lines if line)
 
 
 def _judge_pattern(template: str, yes: str, no: str) -> re.Pattern[str]:
@@ -842,12 +864,16 @@ def generate_metaexamples(
     *,
     foreign: Sequence[str] = (),
     canonical_texts: Sequence[str] = (),
+    allowed: Callable[[Sequence[str]], bool] | None = None,
 ) -> list[dict]:
     """`n` metaexample documents of `design` about `grammar`, each a row
     {"text": ..., "design": design, "grammar": grammar.name}.
 
     `foreign` symbols (not in the alphabet) feed `out_of_alphabet` negatives;
     `canonical_texts` are the passages the `irrelevant` control draws from.
+    `allowed`, when given, restricts every symbol string written into the text (valid
+    instances, negatives, wrong-rule instances), e.g. to the training split, so that no
+    evaluation string leaks into metaexamples.
 
     >>> from metaexamples.grammars import make_grammar
     >>> g = make_grammar("g2", ("★", "◆", "▲"), 2, 6)
@@ -864,7 +890,8 @@ def generate_metaexamples(
         bodies = _irrelevant_bodies(rng, grammar, n, canonical_texts)
     else:
         _check_symbols(grammar, foreign)
-        bodies = [_body(design, rng, grammar, foreign) for _ in range(n)]
+        source = grammar if allowed is None else _Restricted(grammar, allowed)
+        bodies = [_body(design, rng, source, foreign, allowed or _allow_all) for _ in range(n)]
     rows = []
     for body in bodies:
         text = meta_text(design, grammar.name, body)
@@ -874,7 +901,13 @@ def generate_metaexamples(
     return rows
 
 
-def _body(design: str, rng: np.random.Generator, grammar: Grammar, foreign: Sequence[str]) -> str:
+def _body(
+    design: str,
+    rng: np.random.Generator,
+    grammar: Grammar,
+    foreign: Sequence[str],
+    allowed: Callable[[Sequence[str]], bool],
+) -> str:
     if design == "describe":
         instances = _describe_instances(rng, grammar, foreign)
         return _describe_text(
@@ -882,11 +915,46 @@ def _body(design: str, rng: np.random.Generator, grammar: Grammar, foreign: Sequ
         )
     if design == "wrongrule":
         rule = WRONG_RULES[_choice(rng, WRONG_RULES_FOR[grammar.name])]
-        instances = _wrongrule_instances(rng, grammar, rule)
+        instances = _wrongrule_instances(rng, grammar, rule, allowed)
         return _describe_text(rng, grammar, rule.sentences, rule.short, instances)
     if design == "judge":
         return _judge_body(rng, grammar, foreign)
     return _trace_body(rng, grammar)
+
+
+class _Restricted:
+    """A grammar whose samples and negatives are limited to strings that `allowed` accepts.
+
+    Everything else (name, alphabet, accepts, ...) is the wrapped grammar's.
+    """
+
+    def __init__(
+        self, grammar: Grammar, allowed: Callable[[Sequence[str]], bool], tries: int = 1000
+    ):
+        self._grammar, self._allowed, self._tries = grammar, allowed, tries
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._grammar, name)
+
+    def sample(self, rng: np.random.Generator) -> list[str]:
+        for _ in range(self._tries):
+            s = self._grammar.sample(rng)
+            if self._allowed(s):
+                return s
+        raise ValueError(f"{self._grammar.name}: no allowed string in {self._tries} draws")
+
+    def negative(
+        self,
+        kind: str,
+        rng: np.random.Generator,
+        valid: Sequence[str],
+        foreign: Sequence[str] = (),
+    ) -> list[str] | None:
+        for _ in range(20):
+            neg = self._grammar.negative(kind, rng, valid, foreign)
+            if neg is None or self._allowed(neg):
+                return neg
+        return None
 
 
 def _irrelevant_bodies(

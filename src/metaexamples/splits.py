@@ -15,6 +15,9 @@ from metaexamples.documents import example_text
 from metaexamples.io import stable_hash
 
 SPLITS = ("train", "val", "test")
+# A negative with a single possible string (the empty string) cannot be split by hash;
+# it is shared by the evaluation splits and, being invalid, never a training example.
+UNSPLIT_NEGATIVES = ("empty",)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class SplitGrammar:
         )
 
     def negative(self, kind: str, rng, valid: Sequence[str], foreign: Sequence[str] = ()):
+        if kind in UNSPLIT_NEGATIVES:
+            return self._grammar.negative(kind, rng, valid, foreign)
         for _ in range(20):
             neg = self._grammar.negative(kind, rng, valid, foreign)
             if neg is None or self.in_split(neg):

@@ -1,4 +1,4 @@
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from metaexamples.nim.solver import is_losing, legal_moves, play, winning_move
 
 
-@lru_cache(maxsize=None)
+@cache
 def wins(pile: int, max_remove: int) -> bool:
     """Brute-force minimax: can the player to move force taking the last coin?"""
     return any(not wins(pile - k, max_remove) for k in range(1, min(max_remove, pile) + 1))

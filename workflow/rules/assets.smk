@@ -3,6 +3,8 @@ rule fetch_olmo_assets:
         olmo_tokenizer="data/assets/olmo_tokenizer.json",
         neox_tokenizer="data/assets/neox_tokenizer.json",
         datasets=directory("data/assets/hf_datasets"),
+    conda:
+        CONDA_ENV
     log:
         "logs/fetch_olmo_assets.log",
     shell:
@@ -12,6 +14,8 @@ rule fetch_olmo_assets:
 rule fetch_smollm2:
     output:
         "data/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    conda:
+        CONDA_ENV
     log:
         "logs/fetch_smollm2.log",
     shell:
@@ -27,6 +31,8 @@ rule build_canonical:
         manifest="data/canonical/manifest.json",
     params:
         settings=settings("canonical"),
+    conda:
+        CONDA_ENV
     log:
         "logs/build_canonical.log",
     shell:
@@ -43,6 +49,8 @@ rule prepare_model:
         settings=settings("model"),
         name=model_name,
         flags=model_flags,
+    conda:
+        CONDA_ENV
     log:
         "logs/prepare_model/{model}.log",
     resources:

@@ -3,7 +3,7 @@ import json
 
 from snakemake.utils import validate
 
-from metaexamples.config import Config, ConfigError
+from metaexamples.config import Config, ConfigError, model_slug
 from metaexamples.documents import META_DESIGNS
 
 
@@ -12,6 +12,9 @@ try:
     CFG = Config.from_dict(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
+
+# one environment for all steps (the package and its pinned dependencies)
+CONDA_ENV = "../../envs/metaexamples.yaml"
 
 GRAMMARS = list(CFG.experiment.grammars)
 CONDITIONS = list(CFG.experiment.conditions)
@@ -35,10 +38,6 @@ def settings(*keys):
             node = node[part]
         out[key] = node
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
-
-
-def model_slug(name):
-    return name.replace("/", "--")
 
 
 BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"

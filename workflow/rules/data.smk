@@ -8,6 +8,8 @@ rule generate_data:
         manifest="data/{grammar}/manifest.json",
     params:
         settings=lambda w: settings(f"grammars.{w.grammar}", "data"),
+    conda:
+        CONDA_ENV
     log:
         "logs/generate_data/{grammar}.log",
     shell:

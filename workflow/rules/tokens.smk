@@ -8,6 +8,8 @@ rule select_tokens:
         size=CFG.alphabet.size,
         ranking=f"--{CFG.alphabet.ranking}" if CFG.alphabet.ranking != "rarity" else "",
         screen="" if CFG.alphabet.screen_undertrained else "--no-screen-undertrained",
+    conda:
+        CONDA_ENV
     log:
         "logs/select_tokens.log",
     shell:

@@ -9,7 +9,8 @@ Measured for each eval set against the training set:
   (a follow-up of the seed measured 1.000 train vs 0.180 held-out accuracy with shared
   piles);
 - a names-only classifier: the majority label of each name pair in train, applied to eval
-  (unseen pairs get the overall majority), against the majority-class baseline.
+  (unseen pairs get the overall majority), against the majority-class baseline; the gate
+  uses the advantage's 95 % lower bound.
 
 And over train: the mutual information between name pair and label, in bits. The plug-in
 estimate is biased upward when pairs are many and examples per pair few, so the report also
@@ -83,8 +84,10 @@ def names_only_accuracy(train_rows: Sequence[Row], eval_rows: Sequence[Row]) -> 
     """Held-out accuracy of predicting the label from the name pair alone.
 
     Returns ``accuracy``, ``majority_baseline_accuracy`` (the train majority label for every
-    example), ``advantage`` (their difference) and ``pair_coverage`` (share of eval examples
-    whose pair occurs in train); all None when eval is empty.
+    example), ``advantage`` (their difference), ``advantage_lower`` (the advantage less 1.96
+    standard errors of the paired per-example difference: what the gate checks, so that
+    noise on near-uniform labels does not fail clean data) and ``pair_coverage`` (share of
+    eval examples whose pair occurs in train); all None when eval is empty.
     """
     by_pair: dict[tuple[str, ...] | None, Counter] = defaultdict(Counter)
     overall: Counter = Counter()
@@ -93,21 +96,28 @@ def names_only_accuracy(train_rows: Sequence[Row], eval_rows: Sequence[Row]) -> 
         overall[_label(row)] += 1
     if not eval_rows or not overall:
         return dict.fromkeys(
-            ("accuracy", "majority_baseline_accuracy", "advantage", "pair_coverage")
-        )
+            ("accuracy", "majority_baseline_accuracy", "advantage", "advantage_lower",
+             "pair_coverage")
+        )  # fmt: skip
     default = _majority(overall)
     rule = {pair: _majority(counts) for pair, counts in by_pair.items()}
     hits = baseline = covered = 0
+    diffs = []
     for row in eval_rows:
         pair, label = _pair(row), _label(row)
         covered += pair in rule
-        hits += rule.get(pair, default) == label
-        baseline += default == label
+        hit, base = rule.get(pair, default) == label, default == label
+        hits += hit
+        baseline += base
+        diffs.append(int(hit) - int(base))
     n = len(eval_rows)
+    advantage = (hits - baseline) / n
+    variance = sum((d - advantage) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     return {
         "accuracy": hits / n,
         "majority_baseline_accuracy": baseline / n,
-        "advantage": (hits - baseline) / n,
+        "advantage": advantage,
+        "advantage_lower": advantage - 1.96 * math.sqrt(variance / n),
         "pair_coverage": covered / n,
     }
 
@@ -174,6 +184,7 @@ def leakage_report(
             "names_only_accuracy": names.get("accuracy"),
             "majority_baseline_accuracy": names.get("majority_baseline_accuracy"),
             "names_only_advantage": names.get("advantage"),
+            "names_only_advantage_lower": names.get("advantage_lower"),
             "name_pair_coverage": names.get("pair_coverage"),
         }
     return report
@@ -191,7 +202,8 @@ class LeakageThresholds:
     max_normalised_overlap_fraction: float | None = None
     max_pile_overlap_fraction: float | None = None
     max_name_label_mi_bits: float | None = 0.05  # excess over shuffled labels, train
-    max_names_only_advantage: float | None = 0.05  # over the majority baseline, each eval set
+    # over the majority baseline (its 95 % lower bound), each eval set
+    max_names_only_advantage: float | None = 0.05
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -214,7 +226,7 @@ _EVAL_CHECKS = (
     ("exact_overlap_fraction", "max_exact_overlap_fraction"),
     ("normalised_overlap_fraction", "max_normalised_overlap_fraction"),
     ("pile_overlap_fraction", "max_pile_overlap_fraction"),
-    ("names_only_advantage", "max_names_only_advantage"),
+    ("names_only_advantage_lower", "max_names_only_advantage"),
 )
 
 

@@ -77,7 +77,7 @@ def prediction_frame(rows: Rows) -> pd.DataFrame:
     names = frame["names"] if "names" in frame.columns else pd.Series(None, index=frame.index)
     frame["name_pair"] = names.map(lambda n: " & ".join(n) if isinstance(n, Sequence) else None)
     bucket = frame["bucket"] if "bucket" in frame.columns else pd.Series(None, index=frame.index)
-    frame["bucket"] = bucket.fillna(NO_BUCKET).astype(str)
+    frame["bucket"] = bucket.astype(object).where(bucket.notna(), NO_BUCKET).astype(str)
     return frame
 
 
@@ -144,7 +144,7 @@ def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: 
     frame["_x"] = frame[list(keys)].astype(str).agg(" / ".join, axis=1)
     xs = list(dict.fromkeys(frame["_x"]))
     datasets = sorted(frame["dataset"].unique())
-    fig = Figure(figsize=(max(6.0, 0.5 * len(xs) * max(1, len(datasets)) + 2), 4.5))
+    fig = Figure(figsize=(min(20.0, max(6.0, 0.3 * len(xs) * max(1, len(datasets)) + 2)), 4.5))
     ax = fig.subplots()
     width = 0.8 / max(1, len(datasets))
     for j, dataset in enumerate(datasets):
