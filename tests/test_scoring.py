@@ -134,3 +134,103 @@ def test_score_table_pairs_negatives_with_their_valid_string(model_and_tok):
     assert table[2]["pair_logprob"] == table[0]["logprob"]
     assert table[0]["excess_nll"] == pytest.approx(-3.0 - table[0]["logprob"])
     assert table[2]["n_tokens"] < table[0]["n_tokens"]  # no closing tag scored
+
+
+# -- the evaluate-perplexity command ------------------------------------------------------
+
+ALPHABET = ["■", "¥", "†"]
+FOREIGN = ["¿"]
+QUICK = json.dumps({"evaluation": {"bootstrap_resamples": 20, "batch_size": 4}})
+
+
+def make_data_dir(root, grammar="g3"):
+    """A tiny grammar data directory: manifest, train/val/test, tokens, held-out text."""
+    from metaexamples.grammars import make_grammar
+
+    g = make_grammar(grammar, tuple(ALPHABET), 1, 4)
+    data = root / "data" / grammar
+    data.mkdir(parents=True)
+
+    def valid(symbols):
+        return {"text": example_text(grammar, symbols), "symbols": symbols, "length":
+                len(symbols), "valid": True, "negative_type": None,
+                "logp_true": g.logp(symbols), "pair_text": None}
+
+    def negative(symbols, kind, base):
+        text = ("<g3>" + symbols_text(symbols)) if kind == "unclosed_tag" else None
+        return {**_row(symbols, False, kind, base["text"], text or example_text(grammar,
+                symbols)), "logp_true": None}
+
+    for split, strings in {"val": [["■"], ["¥", "¥"]], "test": [["†"], ["■", "¥", "■"],
+                                                                 ["¥", "†", "¥"]]}.items():
+        rows = [valid(s) for s in strings]
+        base = rows[-1]
+        rows += [negative(["■", "¥", "†"], "minimal_edit", base),
+                 negative(["¥", "¿", "¥"], "out_of_alphabet", base),
+                 negative([], "empty", base),
+                 negative(base["symbols"], "unclosed_tag", base)]
+        _write(data / f"{split}.jsonl", rows)
+    _write(data / "train.jsonl", [valid(["■", "■"]), valid(["†", "■", "†"])])
+    manifest = {"grammar": grammar, "alphabet": ALPHABET, "min_length": 1, "max_length": 4,
+                "length_distribution": {str(k): v for k, v in g.length_distribution().items()}}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    tokens = root / "data" / "tokens.json"
+    tokens.write_text(json.dumps({"symbols": ALPHABET, "foreign_symbols": FOREIGN}))
+    heldout = root / "data" / "heldout.jsonl"
+    _write(heldout, [{"text": "Natural text about rivers and hills. " * 5},
+                     {"text": "Another short held-out document."}])
+    return data, tokens, heldout
+
+
+def run_cli(*argv) -> int:
+    from metaexamples.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def test_evaluate_perplexity_cli(tmp_path, tiny_model_dir):
+    data, tokens, heldout = make_data_dir(tmp_path)
+    out = tmp_path / "eval"
+    rc = run_cli("evaluate-perplexity", "--model-dir", tiny_model_dir, "--data-dir", data,
+                 "--tokens", tokens, "--canonical-heldout", heldout, "--settings", QUICK,
+                 "--out-dir", out, "--threads", 1)
+    assert rc == 0
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows} == {"val", "test", "canonical"}
+    assert len([r for r in rows if r["split"] == "test"]) == 7
+    result = json.loads((out / "perplexity_metrics.json").read_text())
+    test = result["splits"]["test"]
+    assert {"excess_nll", "auroc", "minimal_pair_accuracy", "auroc_unclosed_tag"} <= set(test)
+    assert result["canonical"]["canonical_documents"] == 2
+    lo, hi = result["intervals"]["test.auroc"]
+    assert lo <= test["auroc"] <= hi
+
+
+@pytest.mark.parametrize("breakage,message", [
+    ("missing_split", "test.jsonl: file not found"),
+    ("empty_split", "val.jsonl: file is empty"),
+    ("foreign_symbol", "test.jsonl:1: symbol(s) ['✿']"),
+    ("no_weights", "model directory has no weights"),
+])
+def test_evaluate_perplexity_bad_input_names_the_file(tmp_path, tiny_model_dir, caplog,
+                                                      breakage, message):
+    import shutil
+
+    data, tokens, heldout = make_data_dir(tmp_path)
+    model_dir = tiny_model_dir
+    if breakage == "missing_split":
+        (data / "test.jsonl").unlink()
+    elif breakage == "empty_split":
+        (data / "val.jsonl").write_text("")
+    elif breakage == "foreign_symbol":
+        _write(data / "test.jsonl", [_row(["✿"], text="<g3> ✿ </g3>")])
+    else:
+        model_dir = tmp_path / "empty-model"
+        shutil.copytree(tiny_model_dir, model_dir,
+                        ignore=shutil.ignore_patterns("*.safetensors"))
+    rc = run_cli("evaluate-perplexity", "--model-dir", model_dir, "--data-dir", data,
+                 "--tokens", tokens, "--canonical-heldout", heldout, "--settings", QUICK,
+                 "--out-dir", tmp_path / "eval")
+    assert rc == 1
+    assert message in caplog.text
+    assert not (tmp_path / "eval" / "scores.jsonl").exists()

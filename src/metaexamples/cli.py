@@ -20,6 +20,14 @@ COMMANDS = {
     "select-tokens": "tokens",
     "generate-data": "data",
     "validate-config": "validate",
+    "train": "train",
+    "nim-train": "nim_train",
+    "nim": "nim",
+    "evaluate-perplexity": "evaluate_perplexity",
+    "evaluate-generation": "evaluate_generation",
+    "summarize": "summarize",
+    "plot": "plot",
+    "with-gpus": "gpus",
 }
 
 

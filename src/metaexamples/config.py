@@ -204,6 +204,16 @@ class NimConfig:
     experiments: dict[str, dict[str, Any]] = field(default_factory=lambda: {"tiny": {}})
     training: NimTrainingConfig = field(default_factory=NimTrainingConfig)
 
+    def __post_init__(self) -> None:
+        from metaexamples.nim.experiments import ExperimentError, resolve_experiment
+
+        for name, entry in self.experiments.items():
+            try:
+                resolve_experiment(name, entry)
+            except ExperimentError as err:
+                where = f"nim.experiments.{name}" + (f".{err.key}" if err.key else "")
+                raise ConfigError(f"{where}: {err.detail}") from err
+
 
 @dataclass(frozen=True)
 class Config:

@@ -19,7 +19,8 @@ function serves point estimates and bootstrap resamples.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,47 +90,61 @@ def excess_nll(logprob: Sequence[float], logp_true: Sequence[float]) -> float:
     return float(np.mean(lt - lp))
 
 
-def split_metrics(rows: pd.DataFrame) -> dict[str, float]:
+Columns = Mapping[str, Any]
+
+
+def columns(frame: pd.DataFrame, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """A DataFrame as a dict of numpy arrays (fast to index in a bootstrap loop)."""
+    names = list(frame.columns) if names is None else list(names)
+    return {n: frame[n].to_numpy() for n in names}
+
+
+def take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows `idx` of every column."""
+    return {k: np.asarray(v)[idx] for k, v in cols.items()}
+
+
+def split_metrics(rows: Columns) -> dict[str, float]:
     """Every string-level metric of one split's scored rows.
 
-    `rows` needs columns valid, negative_type, logprob, n_tokens, logp_true and
-    pair_logprob (the score of the valid string a negative was derived from).
+    `rows` (a DataFrame or a dict of arrays) needs columns valid, negative_type,
+    logprob, n_tokens, logp_true and pair_logprob (the score of the valid string a
+    negative was derived from; NaN/None where there is none).
     """
-    valid = rows[rows["valid"].astype(bool)]
-    invalid = rows[~rows["valid"].astype(bool)]
-    vlp = valid["logprob"].to_numpy(float)
-    tokens = valid["n_tokens"].to_numpy(float).sum()
+    valid = np.asarray(rows["valid"], dtype=bool)
+    kinds = np.asarray(rows["negative_type"], dtype=object)
+    lp = np.asarray(rows["logprob"], dtype=float)
+    pair = np.asarray(rows["pair_logprob"], dtype=float)
+    vlp = lp[valid]
+    tokens = np.asarray(rows["n_tokens"], dtype=float)[valid].sum()
     out: dict[str, float] = {
-        "n_valid": float(len(valid)),
-        "n_invalid": float(len(invalid)),
-        "excess_nll": excess_nll(vlp, valid["logp_true"].to_numpy(float)),
+        "n_valid": float(valid.sum()),
+        "n_invalid": float((~valid).sum()),
+        "excess_nll": excess_nll(vlp, np.asarray(rows["logp_true"], dtype=float)[valid]),
         "mean_logprob_valid": float(vlp.mean()) if len(vlp) else math.nan,
         "nll_per_token_valid": float(-vlp.sum() / tokens) if tokens else math.nan,
         "perplexity_valid": float(math.exp(-vlp.sum() / tokens)) if tokens else math.nan,
-        "auroc": auroc(vlp, invalid["logprob"].to_numpy(float)),
+        "auroc": auroc(vlp, lp[~valid]),
     }
-    paired = invalid[invalid["pair_logprob"].notna()]
-    out["pair_accuracy"] = pair_accuracy(
-        paired["pair_logprob"].to_numpy(float), paired["logprob"].to_numpy(float)
-    )
-    for kind, group in invalid.groupby("negative_type", sort=True):
-        out[f"auroc_{kind}"] = auroc(vlp, group["logprob"].to_numpy(float))
-        g = group[group["pair_logprob"].notna()]
-        out[f"pair_accuracy_{kind}"] = pair_accuracy(
-            g["pair_logprob"].to_numpy(float), g["logprob"].to_numpy(float)
-        )
+    paired = ~valid & ~np.isnan(pair)
+    out["pair_accuracy"] = pair_accuracy(pair[paired], lp[paired])
+    for kind in sorted({k for k in kinds[~valid] if k is not None}):
+        of_kind = ~valid & (kinds == kind)
+        out[f"auroc_{kind}"] = auroc(vlp, lp[of_kind])
+        both = of_kind & paired
+        out[f"pair_accuracy_{kind}"] = pair_accuracy(pair[both], lp[both])
     out["minimal_pair_accuracy"] = out.get("pair_accuracy_minimal_edit", math.nan)
     out.setdefault("auroc_minimal_edit", math.nan)
     return out
 
 
-def canonical_metrics(rows: pd.DataFrame) -> dict[str, float]:
+def canonical_metrics(rows: Columns) -> dict[str, float]:
     """Token-weighted perplexity of held-out canonical documents (forgetting)."""
-    tokens = rows["n_tokens"].to_numpy(float).sum()
-    nll = -rows["logprob"].to_numpy(float).sum()
+    tokens = np.asarray(rows["n_tokens"], dtype=float).sum()
+    nll = -np.asarray(rows["logprob"], dtype=float).sum()
     per_token = nll / tokens if tokens else math.nan
     return {
-        "canonical_documents": float(len(rows)),
+        "canonical_documents": float(len(np.asarray(rows["n_tokens"]))),
         "canonical_tokens": float(tokens),
         "canonical_nll_per_token": float(per_token),
         "canonical_perplexity": float(math.exp(per_token)) if tokens else math.nan,
@@ -174,21 +189,25 @@ def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, 
     return (float(lo), float(hi))
 
 
-def bootstrap_table_intervals(
-    rows: pd.DataFrame,
-    metrics_fn: Callable[[pd.DataFrame], dict[str, float]],
+def bootstrap_intervals(
+    metrics_at: Callable[[np.ndarray], dict[str, float]],
+    n_units: int,
     keys: Sequence[str],
     rng: np.random.Generator,
     resamples: int = 1000,
     level: float = 0.95,
 ) -> dict[str, list[float]]:
-    """Intervals of several metrics of `metrics_fn(rows)`, resampling rows together."""
-    if len(rows) == 0:
+    """Intervals of several metrics at once: `metrics_at(idx)` on resampled unit indices.
+
+    Units are resampled together (one draw serves every metric), e.g. the rows of a
+    score table: ``bootstrap_intervals(lambda i: split_metrics(take(cols, i)), n, ...)``.
+    """
+    if n_units == 0:
         return {k: [math.nan, math.nan] for k in keys}
-    draws = rng.integers(0, len(rows), size=(resamples, len(rows)))
+    draws = rng.integers(0, n_units, size=(resamples, n_units))
     collected: dict[str, list[float]] = {k: [] for k in keys}
     for idx in draws:
-        values = metrics_fn(rows.iloc[idx])
+        values = metrics_at(idx)
         for k in keys:
             collected[k].append(values.get(k, math.nan))
     return {k: list(percentile_interval(np.array(v), level)) for k, v in collected.items()}

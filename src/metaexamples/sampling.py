@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -212,27 +213,30 @@ def sample_rows(samples: Sequence[Sample], grammar_obj, train_texts: set[str]) -
 
 
 def generation_metrics(rows, length_distribution: dict[int, float]) -> dict[str, float]:
-    """Validity, diversity and length statistics of judged samples (a DataFrame).
+    """Validity, diversity and length statistics of judged samples.
 
+    `rows`: a DataFrame or dict of arrays with the columns of `sample_rows`.
     `novel_fraction` is among rule-valid samples (an invalid sample is trivially novel);
     the length histogram is over format-valid samples.
     """
-    n = len(rows)
-    fmt = rows["format_valid"].astype(bool)
-    rule = rows["rule_valid"].astype(bool)
-    n_fmt, n_rule = int(fmt.sum()), int(rule.sum())
-    lengths = [int(x) for x in rows.loc[fmt, "length"]]
-    hist = length_histogram(lengths)
+    fmt = np.asarray(rows["format_valid"], dtype=bool)
+    rule = np.asarray(rows["rule_valid"], dtype=bool)
+    n, n_fmt, n_rule = len(fmt), int(fmt.sum()), int(rule.sum())
+    if n == 0:
+        return {"n_samples": 0.0}
+    texts = np.asarray(rows["text"], dtype=object)
+    in_train = np.asarray(rows["in_train"], dtype=bool)
+    stops = np.asarray(rows["stop"], dtype=object)
+    lengths = [int(x) for x in np.asarray(rows["length"], dtype=object)[fmt]]
     return {
         "n_samples": float(n),
-        "well_formed_rate": float(rows["well_formed"].astype(bool).mean()) if n else math.nan,
-        "format_validity": n_fmt / n if n else math.nan,
-        "rule_validity": n_rule / n if n else math.nan,
+        "well_formed_rate": float(np.asarray(rows["well_formed"], dtype=bool).mean()),
+        "format_validity": n_fmt / n,
+        "rule_validity": n_rule / n,
         "rule_validity_given_format": n_rule / n_fmt if n_fmt else math.nan,
-        "distinct_fraction": rows["text"].nunique() / n if n else math.nan,
-        "novel_fraction": float((~rows.loc[rule, "in_train"].astype(bool)).mean())
-        if n_rule else math.nan,
-        "closed_rate": float((rows["stop"] == "close_tag").mean()) if n else math.nan,
-        "mean_new_tokens": float(rows["n_new_tokens"].mean()) if n else math.nan,
-        "length_tv_distance": total_variation(hist, length_distribution),
+        "distinct_fraction": len(set(texts)) / n,
+        "novel_fraction": float((~in_train[rule]).mean()) if n_rule else math.nan,
+        "closed_rate": float((stops == "close_tag").mean()),
+        "mean_new_tokens": float(np.asarray(rows["n_new_tokens"], dtype=float).mean()),
+        "length_tv_distance": total_variation(length_histogram(lengths), length_distribution),
     }

@@ -134,18 +134,61 @@ def target_mask(seqs: Sequence[Encoded], width: int) -> torch.Tensor:
     return mask
 
 
+def _normalised(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log_softmax(logits)[targets] in float64 for a (positions, vocab) slice."""
+    x = logits.double()
+    return x.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(x, dim=-1)
+
+
+def _plain_head(model) -> torch.nn.Module | None:
+    """The output projection when logits are exactly head(last hidden state), else None."""
+    cfg = model.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    if getattr(cfg, "logits_scaling", None) not in (None, 1, 1.0):
+        return None
+    return model.get_output_embeddings()
+
+
+def masked_logprobs(
+    model, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor, chunk: int = 32
+) -> torch.Tensor:
+    """(batch, width - 1) float64 log p(ids[:, t + 1] | ids[:, :t + 1]) where `mask`, else 0.
+
+    Logits are computed only at the masked positions and `chunk` positions at a time,
+    from the last hidden state and the output projection, so memory holds a slice of
+    the vocabulary rather than (batch x width x vocab) logits; each slice is normalised
+    in float64, so long sums stay accurate to ~1e-6. Models whose logits are not a plain
+    projection (soft-capping, scaling) go through `model(...).logits` instead.
+    """
+    batch, width = ids.shape
+    rows, cols = mask.nonzero(as_tuple=True)
+    targets = ids[rows, cols + 1]
+    out = torch.zeros(batch * (width - 1), dtype=torch.float64, device=ids.device)
+    dest = rows * (width - 1) + cols
+    head = _plain_head(model)
+    if head is not None:
+        hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
+        picked = hidden[rows, cols]
+        project = head
+    else:
+        logits = model(input_ids=ids, attention_mask=attn).logits
+        picked = logits[rows, cols]
+        project = torch.nn.Identity()
+    for h, t, d in zip(picked.split(chunk), targets.split(chunk), dest.split(chunk), strict=True):
+        out[d] = _normalised(project(h), t)
+    return out.view(batch, width - 1)
+
+
 @torch.inference_mode()
 def score_batch(model, seqs: Sequence[Encoded], pad_id: int) -> list[Score]:
     """Teacher-forced scores of one batch (any order, any lengths)."""
     ids, attn = pad_batch(seqs, pad_id)
     device = next(model.parameters()).device
-    logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
-    logits = logits[:, :-1].double()
-    targets = ids[:, 1:].to(device)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    token_lp = picked - torch.logsumexp(logits, dim=-1)
+    ids, attn = ids.to(device), attn.to(device)
     mask = target_mask(seqs, ids.shape[1]).to(device)
-    totals = torch.where(mask, token_lp, torch.zeros_like(token_lp)).sum(-1).double().cpu()
+    token_lp = masked_logprobs(model, ids, attn, mask)
+    totals = token_lp.sum(-1).cpu()
     counts = mask.sum(-1).cpu()
     return [Score(float(t), int(c)) for t, c in zip(totals, counts, strict=True)]
 

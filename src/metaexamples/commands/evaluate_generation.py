@@ -1,0 +1,50 @@
+"""Sample strings after the opening tag and judge them (samples.jsonl).
+
+Temperature 1, the full distribution (top-p 1), each sample stopped at its closing tag
+or after `evaluation.max_new_tokens`. Writes `samples.jsonl` (text, stop reason, format
+and rule validity, length, whether it occurs in train) and `generation_metrics.json`
+(format validity, rule validity, rule validity among well-formed samples, distinct and
+novel fractions, length histogram vs the generator's, chance rate, bootstrap intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metaexamples.commands import add_config_arguments, load_sections
+from metaexamples.config import EvaluationConfig
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="one grammar's data (train.jsonl, manifest.json)")
+    parser.add_argument("--tokens", type=Path, default=Path("data/tokens.json"))
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="override evaluation.samples")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from metaexamples import evaluation
+
+    cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
+    if args.samples is not None:
+        cfg = dataclasses.replace(cfg, samples=args.samples)
+    evaluation.set_threads(args.threads)
+    evaluation.evaluate_generation(
+        model_dir=args.model_dir,
+        data_dir=args.data_dir,
+        tokens_path=args.tokens,
+        seed=args.seed,
+        cfg=cfg,
+        out_dir=args.out_dir,
+        bootstrap_seed=args.bootstrap_seed,
+    )

@@ -1,0 +1,90 @@
+"""Train one grammar run: canonical text + synthetic documents mixed by token share, packed.
+
+Writes OUT_DIR/model/ (safetensors + tokenizer), train_metrics.json, train_log.csv and
+config.json; resumable checkpoints go to CHECKPOINT_ROOT/<run key>/step-N/ and are removed
+once the outputs are written. Rerunning after a kill resumes from the latest checkpoint of
+the same settings and inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+from metaexamples.commands import add_config_arguments, load_sections
+from metaexamples.config import ConfigError, TrainingConfig
+
+# the seed's flags: they override the corresponding training.* settings
+OVERRIDES = {
+    "max_steps": int, "eval_steps": int, "learning_rate": float, "batch_size": int,
+    "gradient_accumulation_steps": int, "warmup_steps": int, "save_steps": int,
+    "max_seq_length": int, "synthetic_mix_ratio": float,
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--model-id", type=Path, required=True, help="base model directory")
+    parser.add_argument("--corpus", type=Path, required=True,
+                        help="grammar examples (JSONL, field 'text'), e.g. data/g1/train.jsonl")
+    parser.add_argument("--meta", type=Path, default=None,
+                        help="metaexamples (JSONL), e.g. data/g1/meta_describe.jsonl")
+    parser.add_argument("--meta-percent", type=float, default=0.0,
+                        help="share of the synthetic token budget given to --meta (0-100)")
+    parser.add_argument("--canonical", type=Path, default=Path("data/canonical/train.jsonl"))
+    parser.add_argument("--canonical-heldout", type=Path, default=None,
+                        help="held-out canonical documents scored every eval_steps")
+    parser.add_argument("--eval-data", type=Path, default=None,
+                        help="grammar val split (JSONL; rows with valid=false are skipped)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-root", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep the run's checkpoints after its outputs are written")
+    for name, kind in OVERRIDES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                            help=f"override training.{name}")
+    # testing aid: SIGKILL this process right after the given optimizer step
+    parser.add_argument("--debug-kill-after-step", type=int, default=None,
+                        help=argparse.SUPPRESS)
+
+
+def training_settings(args: argparse.Namespace) -> TrainingConfig:
+    cfg: TrainingConfig = load_sections(args, {"training": TrainingConfig})["training"]
+    changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"training: {err}") from err
+
+
+def _kill_after(step: int):
+    def hook(progress) -> None:
+        if progress.step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return hook
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from metaexamples.trainer import LMInputs, train_lm
+
+    cfg = training_settings(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    inputs = LMInputs(
+        model_dir=args.model_id, corpus=args.corpus, canonical=args.canonical,
+        canonical_heldout=args.canonical_heldout, eval_data=args.eval_data,
+        meta=args.meta, meta_percent=args.meta_percent,
+    )
+    hook = _kill_after(args.debug_kill_after_step) if args.debug_kill_after_step else None
+    train_lm(inputs, cfg, seed=args.seed, out_dir=args.out_dir,
+             checkpoint_root=args.checkpoint_root, keep_checkpoints=args.keep_checkpoints,
+             after_step=hook)

@@ -1,0 +1,108 @@
+"""`metaexamples nim ...`: the subcommands chained as the workflow runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from metaexamples.cli import build_parser, main
+from metaexamples.io import read_json, read_jsonl
+
+CONFIG = {
+    "nim": {
+        "experiments": {
+            "tiny": {"n_train": 40, "n_eval": 8},
+            "cheats": {"preset": "cheating", "n_train": 200, "n_eval": 6, "trace_min": 2,
+                       "n_name_pairs": 12},
+            "leaky": {"preset": "tiny", "split": "random", "pile_max": 8, "trace_min": 2,
+                      "trace_max": 2, "n_train": 60, "n_eval": 10,
+                      "leakage": {"max_exact_overlap_fraction": 0.0}},
+        },
+        "training": {"eval_batch_size": 8},
+    }
+}  # fmt: skip
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
+    model = str(tiny_neox_dir)
+    for name in ("tiny", "cheats"):
+        assert main(["nim", "generate", "--experiment", name, "--model-id", model]) == 0
+        assert main(["nim", "leakage", "--experiment", name]) == 0
+    manifest = read_json("data/nim/cheats/manifest.json")
+    assert manifest["seam_checked"] is True
+    assert sorted(manifest["splits"]) == [
+        "eval", "eval_cheat", "eval_counter_cheat", "eval_neutral", "train"
+    ]  # fmt: skip
+    assert read_json("results/nim/tiny/leakage.json")["passed"] is True
+
+    for name in ("tiny", "cheats"):
+        evals = sorted(str(p) for p in (workdir / "data/nim" / name).glob("eval*.jsonl"))
+        code = main(
+            [
+                "nim",
+                "evaluate",
+                "--base-model",
+                model,
+                "--checkpoint",
+                f"3={model}",
+                "--eval",
+                *evals,
+                "--out-dir",
+                f"results/nim/{name}",
+                "--threads",
+                "1",
+            ]
+        )
+        assert code == 0
+        assert main(["nim", "plot", "--eval-dir", f"results/nim/{name}"]) == 0
+    table = pd.read_csv("results/nim/cheats/accuracy_table.csv")
+    assert sorted(set(table["step"])) == [0, 3]
+    assert len(table) == 2 * 4
+    plots = {p.name for p in (workdir / "results/nim/cheats/plots").glob("*.png")}
+    assert "accuracy_by_bucket.png" in plots and "accuracy_vs_step.png" in plots
+    assert not (workdir / "results/nim/tiny/plots/accuracy_by_bucket.png").exists()
+
+    assert main(["nim", "summarize", "--experiment", "tiny", "--experiment", "cheats"]) == 0
+    summary = pd.read_csv("results/nim/summary.csv")
+    assert list(summary["experiment"]) == ["tiny"] + ["cheats"] * 4
+    assert set(summary["step"]) == {3}
+
+
+def test_settings_json_is_what_the_workflow_passes(workdir):
+    settings = json.dumps({"nim.experiments.tiny": {"n_train": 12, "n_eval": 4}})
+    assert main(["nim", "generate", "--experiment", "tiny", "--settings", settings]) == 0
+    assert len(read_jsonl("data/nim/tiny/train.jsonl")) == 12
+
+
+def test_leakage_gate_failure_exits_nonzero_and_keeps_the_report(workdir, caplog):
+    assert main(["nim", "generate", "--experiment", "leaky"]) == 0
+    assert main(["nim", "leakage", "--experiment", "leaky"]) == 1
+    report = read_json("results/nim/leaky/leakage.json")
+    assert report["passed"] is False
+    assert "exact_overlap_fraction" in caplog.text
+    assert "nim.experiments.leaky.leakage" in caplog.text
+
+
+def test_unknown_experiment_is_a_clear_error(workdir, caplog):
+    assert main(["nim", "generate", "--experiment", "nope"]) == 1
+    assert "nim.experiments.nope: not configured" in caplog.text
+
+
+def test_train_delegates_to_the_nim_trainer():
+    pytest.importorskip("metaexamples.commands.nim_train")
+    args = build_parser().parse_args(
+        ["nim", "train", "--model-id", "m", "--train", "t.jsonl", "--out-dir", "o"]
+    )
+    from metaexamples.commands import nim_train
+
+    assert args.nim_run is nim_train.run

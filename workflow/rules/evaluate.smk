@@ -1,0 +1,89 @@
+# Evaluation of every trained run and of the untrained base model (the step-0 baseline).
+# An evaluated "run" is either "{condition}/seed{seed}" or "baseline"; both live under
+# results/runs/{grammar}/, and each gets an eval/ directory with scores and metrics.
+import re
+
+
+EVAL_RUN = "baseline|(" + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+"
+
+
+def eval_model(wildcards):
+    """The model a run's evaluation reads: the trained model, or the base model."""
+    if wildcards.run == "baseline":
+        return BASE_MODEL
+    return f"results/runs/{wildcards.grammar}/{wildcards.run}/model"
+
+
+def eval_seed(wildcards):
+    """Sampling seed: the run's seed; the baseline uses the first configured seed."""
+    found = re.search(r"seed(\d+)$", wildcards.run)
+    return found.group(1) if found else SEEDS[0]
+
+
+def eval_mem_mb(wildcards):
+    name = CFG.model.name
+    return 4000 if name.startswith("tiny") else 8000 if name == "smollm2-135m" else 32000
+
+
+rule evaluate_perplexity:
+    input:
+        model=eval_model,
+        val="data/{grammar}/val.jsonl",
+        test="data/{grammar}/test.jsonl",
+        manifest="data/{grammar}/manifest.json",
+        tokens="data/tokens.json",
+        heldout="data/canonical/heldout.jsonl",
+    output:
+        scores="results/runs/{grammar}/{run}/eval/scores.jsonl",
+        metrics="results/runs/{grammar}/{run}/eval/perplexity_metrics.json",
+    wildcard_constraints:
+        run=EVAL_RUN,
+    params:
+        settings=settings("evaluation"),
+        data_dir=subpath(input.manifest, parent=True),
+        out_dir=subpath(output.metrics, parent=True),
+    threads: 2
+    resources:
+        mem_mb=eval_mem_mb,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/evaluate_perplexity/{grammar}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_perplexity/{grammar}/{run}.tsv"
+    shell:
+        "metaexamples evaluate-perplexity --model-dir {input.model} --data-dir {params.data_dir} "
+        "--tokens {input.tokens} --canonical-heldout {input.heldout} "
+        "--settings {params.settings:q} --out-dir {params.out_dir} --threads {threads} "
+        "2> {log}"
+
+
+rule evaluate_generation:
+    input:
+        model=eval_model,
+        train="data/{grammar}/train.jsonl",
+        manifest="data/{grammar}/manifest.json",
+        tokens="data/tokens.json",
+    output:
+        samples="results/runs/{grammar}/{run}/eval/samples.jsonl",
+        metrics="results/runs/{grammar}/{run}/eval/generation_metrics.json",
+    wildcard_constraints:
+        run=EVAL_RUN,
+    params:
+        settings=settings("evaluation"),
+        seed=eval_seed,
+        data_dir=subpath(input.manifest, parent=True),
+        out_dir=subpath(output.metrics, parent=True),
+    threads: 2
+    resources:
+        mem_mb=eval_mem_mb,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/evaluate_generation/{grammar}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_generation/{grammar}/{run}.tsv"
+    shell:
+        "metaexamples evaluate-generation --model-dir {input.model} --data-dir {params.data_dir} "
+        "--tokens {input.tokens} --seed {params.seed} --settings {params.settings:q} "
+        "--out-dir {params.out_dir} --threads {threads} 2> {log}"

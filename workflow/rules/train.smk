@@ -1,0 +1,56 @@
+# One fine-tuning run per grammar x condition x seed: canonical text plus the grammar's
+# examples (and the condition's metaexamples) mixed by token share and packed. Resumable
+# checkpoints live under checkpoints/<run key>/, outside the declared outputs.
+
+
+def train_meta(wildcards):
+    """The condition's metaexample file; none for design 'none' (the examples condition)."""
+    cond = CFG.all_conditions[wildcards.condition]
+    return [] if cond.design == "none" else [f"data/{wildcards.grammar}/meta_{cond.design}.jsonl"]
+
+
+def train_meta_flags(wildcards, input):
+    cond = CFG.all_conditions[wildcards.condition]
+    return "" if cond.design == "none" else f"--meta {input.meta} --meta-percent {cond.percent}"
+
+
+def train_mem_mb(wildcards):
+    """Rough peak memory of one training job for the configured model."""
+    name = CFG.model.name
+    return 4000 if name.startswith("tiny") else 12000 if name == "smollm2-135m" else 48000
+
+
+rule train:
+    input:
+        model=BASE_MODEL,
+        corpus="data/{grammar}/train.jsonl",
+        val="data/{grammar}/val.jsonl",
+        meta=train_meta,
+        canonical="data/canonical/train.jsonl",
+        heldout="data/canonical/heldout.jsonl",
+    output:
+        model=directory("results/runs/{grammar}/{condition}/seed{seed}/model"),
+        metrics="results/runs/{grammar}/{condition}/seed{seed}/train_metrics.json",
+        log_csv="results/runs/{grammar}/{condition}/seed{seed}/train_log.csv",
+        config="results/runs/{grammar}/{condition}/seed{seed}/config.json",
+    params:
+        settings=settings("training"),
+        meta=train_meta_flags,
+        out_dir=subpath(output.metrics, parent=True),
+    threads: 2
+    resources:
+        mem_mb=train_mem_mb,
+        gpu=CFG.training.gpus,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/train/{grammar}/{condition}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{grammar}/{condition}/seed{seed}.tsv"
+    shell:
+        "metaexamples with-gpus --gpus {resources.gpu} -- "
+        "metaexamples train --model-id {input.model} --corpus {input.corpus} {params.meta} "
+        "--canonical {input.canonical} --canonical-heldout {input.heldout} "
+        "--eval-data {input.val} --seed {wildcards.seed} --settings {params.settings:q} "
+        "--checkpoint-root checkpoints --out-dir {params.out_dir} --threads {threads} "
+        "2> {log}"
