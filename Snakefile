@@ -14,8 +14,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-
-
+include: "workflow/rules/scale.smk"
 include: "workflow/rules/assets.smk"
 include: "workflow/rules/tokens.smk"
 include: "workflow/rules/data.smk"

@@ -12,10 +12,12 @@ CPU comparison (default), in one process on the same model, data and machine:
   10,000-document shuffle buffer is left out (it only adds start-up time to the seed).
 
 Both train the same number of optimizer steps at the same batch size, at each of
-``--seq-lens`` (128 is config.yaml's default, 512 the seed's). Reported: useful
+``--seq-lens`` (128 is config.yaml's default, 512 the seed's). Reported per side: useful
 (non-padding) training tokens per second of training-loop time (ours: the loop's
-`train_seconds`; seed: `Trainer`'s `train_runtime`), each side's padding fraction, and
-their ratio; plus end-to-end wall time.
+`train_seconds`; seed: `Trainer`'s `train_runtime`), the median over steps of useful
+tokens per step-second (robust to other jobs on a shared machine), the padding fraction,
+the synthetic share of the tokens actually trained on, and end-to-end wall time; and the
+ratio ours / seed of both rates.
 
 GPU (`--olmo1b-shape --device cuda`): an `OlmoConfig` with allenai/OLMo-1B's dimensions
 and random weights, trained by `train_loop` in bf16 on random tokens; reports tokens/s and
@@ -111,19 +113,30 @@ class PaddingCollator:
         self.tokenizer = tokenizer
         self.useful = 0
         self.positions = 0
+        self.per_batch: list[int] = []  # useful tokens of each batch, in order
 
     def __call__(self, features):
         batch = self.tokenizer.pad(features, return_tensors="pt", padding=True)
         labels = batch["input_ids"].clone()
         labels[batch["attention_mask"] == 0] = -100
         batch["labels"] = labels
-        self.useful += int(batch["attention_mask"].sum())
+        self.per_batch.append(int(batch["attention_mask"].sum()))
+        self.useful += self.per_batch[-1]
         self.positions += batch["attention_mask"].numel()
         return batch
 
 
+def median_step_rate(stamps: list[float], tokens: list[int]) -> float:
+    """Median over steps of useful tokens / seconds; robust to a busy shared machine.
+
+    `stamps[i]` is when step i ended (stamps[0]: when training started).
+    """
+    rates = [n / (b - a) for n, a, b in zip(tokens, stamps, stamps[1:], strict=False)]
+    return float(np.median(rates))
+
+
 def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) -> dict:
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from metaexamples.models import load_model, load_tokenizer
 
@@ -133,6 +146,15 @@ def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) 
     dataset = PerDocumentInterleave(tokenizer, canonical, synthetic, args.ratio, args.seq_len,
                                     seed=0)
     collator = PaddingCollator(tokenizer)
+    stamps: list[float] = []
+
+    class Stamps(TrainerCallback):
+        def on_train_begin(self, *a, **kw):
+            stamps.append(time.perf_counter())
+
+        def on_step_end(self, *a, **kw):
+            stamps.append(time.perf_counter())
+
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
             output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
@@ -141,7 +163,7 @@ def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) 
             remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True, seed=0,
         )
         trainer = Trainer(model=model, args=targs, train_dataset=dataset,
-                          data_collator=collator)
+                          data_collator=collator, callbacks=[Stamps()])
         result = trainer.train()
     runtime = result.metrics["train_runtime"]
     return {
@@ -150,6 +172,7 @@ def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) 
         "padding_fraction": 1 - collator.useful / collator.positions,
         "train_seconds": runtime,
         "useful_tokens_per_s": collator.useful / runtime,
+        "median_step_useful_tokens_per_s": median_step_rate(stamps, collator.per_batch),
         "wall_s": time.perf_counter() - started,
     }
 
@@ -167,15 +190,20 @@ def run_ours(model_dir: Path, canonical: list[str], synthetic: list[str], args,
                          max_seq_length=args.seq_len, learning_rate=3e-3, warmup_steps=2,
                          eval_steps=args.steps, save_steps=args.steps,
                          synthetic_mix_ratio=args.ratio, precision="fp32")
+    stamps: list[float] = []
     started = time.perf_counter()
     m = train_lm(LMInputs(model_dir, work / "synthetic.jsonl", work / "canonical.jsonl"), cfg,
-                 seed=0, out_dir=work / "run", checkpoint_root=work / "checkpoints")
+                 seed=0, out_dir=work / "run", checkpoint_root=work / "checkpoints",
+                 after_step=lambda p: stamps.append(time.perf_counter()))
+    # stamps are step ends: the intervals are steps 2..N, each with its data fetch
+    per_step = [args.batch_size * args.seq_len] * (len(stamps) - 1)
     return {
         "useful_tokens": m["tokens_seen"],
         "positions": m["tokens_seen"],  # packed: every position is a real token
         "padding_fraction": 0.0,
         "train_seconds": m["train_seconds"],
         "useful_tokens_per_s": m["tokens_seen"] / m["train_seconds"],
+        "median_step_useful_tokens_per_s": median_step_rate(stamps, per_step),
         "wall_s": time.perf_counter() - started,
         "synthetic_token_share": m["achieved_synthetic_share"],
     }
@@ -219,6 +247,8 @@ def cpu_comparison(args) -> dict:
                 "seq_len": seq_len, "steps": run.steps, "ours": ours, "seed": seed,
                 "useful_tokens_per_s_ratio":
                     ours["useful_tokens_per_s"] / seed["useful_tokens_per_s"],
+                "median_step_ratio": ours["median_step_useful_tokens_per_s"]
+                / seed["median_step_useful_tokens_per_s"],
             })
     return {
         "model": "tiny-olmo (config.yaml defaults: hidden 64, 2 layers, OLMo vocabulary)",

@@ -86,6 +86,7 @@ def test_failing_nvidia_smi_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(GpuLeaseError, match="exit code 9: NVIDIA-SMI has failed"):
         detect_gpu_count({})
+    assert detect_gpu_count({ENV_COUNT: "2"}) == 2  # a stated count is then trusted
 
 
 # -- leasing in one process -----------------------------------------------------------

@@ -92,16 +92,21 @@ def test_busy_gpus_time_out(tmp_path):
 def test_two_processes_run_under_accelerate_with_gloo(tmp_path):
     script = tmp_path / "ranks.py"
     script.write_text(
-        "import os, torch.distributed as dist\n"
+        "import os, sys, torch.distributed as dist\n"
+        "from pathlib import Path\n"
         "from accelerate import Accelerator\n"
         "a = Accelerator()\n"
-        "print(f'rank {a.process_index}/{a.num_processes} {dist.get_backend()} '\n"
-        "      f\"{os.environ['CUDA_VISIBLE_DEVICES']}\", flush=True)\n",
+        "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
+        "    f\"{a.process_index}/{a.num_processes} {dist.get_backend()} \"\n"
+        "    f\"{os.environ['CUDA_VISIBLE_DEVICES']}\")\n",
         encoding="utf-8")
-    proc = with_gpus(["--gpus", "2", "--cpu", "--", str(script)], tmp_path, timeout=300)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = with_gpus(["--gpus", "2", "--cpu", "--", str(script), str(out)], tmp_path,
+                     timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank"))
-    assert lines == ["rank 0/2 gloo 0,1", "rank 1/2 gloo 0,1"]
+    ranks = {p.name: p.read_text() for p in out.iterdir()}
+    assert ranks == {"rank0": "0/2 gloo 0,1", "rank1": "1/2 gloo 0,1"}
 
 
 def test_termination_reaches_the_command_and_frees_the_lease(tmp_path):

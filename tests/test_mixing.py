@@ -128,3 +128,23 @@ def test_bad_pools_are_named(olmo_tokenizer, canonical_texts, example_texts):
         _stream(olmo_tokenizer, canonical_texts, ["", "  "])
     with pytest.raises(ValueError, match="no metaexample file"):
         _stream(olmo_tokenizer, canonical_texts, example_texts, meta_percent=5.0)
+
+
+def test_small_meta_budgets_round_to_whole_documents(olmo_tokenizer, canonical_texts,
+                                                     example_texts, meta_texts, caplog):
+    # config.yaml's size: 40 steps x 8 x 128 tokens; 1 % of a 10 % synthetic budget is
+    # 41 tokens, less than one metaexample, which is still drawn (it fits the budget)
+    s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                n_sequences=320, meta_percent=1.0)
+    assert s.manifest["pools"]["meta"]["documents"] == 1
+    assert abs(s.manifest["achieved_synthetic_share"] - 0.1) <= 0.01
+    # a run so short that no metaexample fits its whole synthetic budget gets none, says so,
+    # and keeps the synthetic share
+    with caplog.at_level(logging.WARNING, logger="metaexamples.mixing"):
+        tiny = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                       n_sequences=4, seq_len=64, meta_percent=10.0)
+    assert tiny.manifest["pools"]["meta"]["documents"] == 0
+    assert "meta.jsonl: no metaexample fits" in caplog.text
+    longest = max(len(ids) + 1 for ids in olmo_tokenizer(example_texts)["input_ids"])
+    # whole documents: off by at most half an example document
+    assert abs(tiny.manifest["achieved_synthetic_share"] - 0.1) <= longest / 2 / 256

@@ -25,8 +25,12 @@ BIN = str(Path(sys.executable).parent)  # snakemake and metaexamples of this env
 OLMO = yaml.safe_load((REPO / "config" / "olmo1b.yaml").read_text(encoding="utf-8"))
 RUNS = (len(OLMO["experiment"]["grammars"]) * len(OLMO["experiment"]["conditions"])
         * len(OLMO["experiment"]["seeds"]))  # 3 x 8 x 3 = 72 fine-tuning runs
-# Rules with one job per (grammar, condition, seed) run, checked when the workflow has them.
-PER_RUN_RULES = ("train",)
+GRAMMARS = len(OLMO["experiment"]["grammars"])
+# Jobs of the full matrix (target results/summary.csv): one training per run; evaluation of
+# every run plus each grammar's untrained baseline.
+MATRIX = {"train": RUNS, "evaluate_perplexity": RUNS + GRAMMARS,
+          "evaluate_generation": RUNS + GRAMMARS, "summarize_grammar": GRAMMARS,
+          "summarize": 1, "generate_data": GRAMMARS, "prepare_model": 1}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,14 @@ def snakemake(cwd: Path, *args: str, extra_path: Path | None = None,
     return proc
 
 
+def require_slurm_plugin() -> None:
+    """The Slurm dry runs are part of the suite: a missing plugin fails, it is not skipped."""
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'")
+
+
 def planned_jobs(output: str) -> dict[str, int]:
     table = output.split("Job stats:")[-1]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
@@ -79,11 +91,10 @@ def assert_olmo_matrix(proc) -> dict[str, int]:
     assert "data/models/allenai--OLMo-1B-hf" in proc.output  # the model of the profile
     assert "hf:allenai/c4:en" in proc.output  # the canonical stream
     jobs = planned_jobs(proc.output)
-    assert jobs["generate_data"] == len(OLMO["experiment"]["grammars"])
-    assert jobs["prepare_model"] == 1
-    for rule in PER_RUN_RULES:
+    assert jobs["generate_data"] == GRAMMARS and jobs["prepare_model"] == 1, jobs
+    for rule, count in MATRIX.items():  # what the default target reaches so far
         if rule in jobs:
-            assert jobs[rule] == RUNS, (rule, jobs)
+            assert jobs[rule] == count, (rule, jobs)
     return jobs
 
 
@@ -95,6 +106,15 @@ def test_lambda_dry_run_plans_the_olmo_matrix_without_a_gpu(clone):
     assert "Using profile lambda" in proc.output
     assert "no GPU budget offered" in proc.output  # no nvidia-smi here, and it says so
     assert_olmo_matrix(proc)
+
+
+@pytest.mark.parametrize("profile", ["lambda", "slurm"])
+def test_dry_run_plans_every_run_of_the_matrix(clone, profile):
+    if profile == "slurm":
+        require_slurm_plugin()
+    proc = snakemake(clone, "--profile", profile, "-n", "results/summary.csv")
+    jobs = assert_olmo_matrix(proc)
+    assert {rule: jobs.get(rule) for rule in MATRIX} == MATRIX
 
 
 def test_lambda_dry_run_on_a_gpu_machine(clone, tmp_path):
@@ -175,29 +195,37 @@ def test_lambda_without_nvidia_smi_fails_clearly_at_start(clone):
 
 
 def test_slurm_dry_run_plans_the_olmo_matrix_without_a_cluster(clone):
-    pytest.importorskip("snakemake_executor_plugin_slurm",
-                        reason="pip install -e '.[slurm]' (snakemake-executor-plugin-slurm)")
+    require_slurm_plugin()
     proc = snakemake(clone, "--profile", "slurm", "-n")
     assert "Using profile slurm" in proc.output
-    jobs = assert_olmo_matrix(proc)
+    assert_olmo_matrix(proc)
     assert "slurm_partition=cpu" in proc.output
     assert re.search(r"rule build_canonical:(?:.|\n)*?resources: .*runtime=240", proc.output)
-    if "train" in jobs:
-        train = re.search(r"rule train:(?:.|\n)*?resources: (.*)", proc.output)[1]
-        for part in ("gpu=1", "slurm_partition=gpu", "cpus_per_gpu=8", "mem_mb=64000",
-                     "runtime=360"):
-            assert part in train, train
-        shell = re.search(r"rule train:(?:.|\n)*?Shell command: (.*)", proc.output)[1]
-        assert "with-gpus --gpus 1 -- metaexamples train" in shell
-        assert "--threads 8" in shell  # set-threads, not the 1 Snakemake gives without cores
+
+
+def _rule_block(output: str, rule: str, field: str) -> str:
+    return re.search(rf"rule {rule}:(?:.|\n)*?{field}: (.*)", output)[1]
+
+
+def test_slurm_profile_gives_each_rule_its_resources(clone):
+    require_slurm_plugin()
+    proc = snakemake(clone, "--profile", "slurm", "-n", "results/summary.csv")
+    assert proc.returncode == 0, proc.output[-4000:]
+    train = _rule_block(proc.output, "train", "resources")
+    for part in ("gpu=1", "slurm_partition=gpu", "cpus_per_gpu=8", "mem_mb=64000",
+                 "runtime=360"):
+        assert part in train, train
+    shell = _rule_block(proc.output, "train", "Shell command")
+    assert "with-gpus --gpus 1 -- metaexamples train" in shell
+    assert "--threads 8" in shell  # set-threads, not the 1 Snakemake gives without cores
     for rule in ("evaluate_perplexity", "evaluate_generation"):
-        if rule in jobs:
-            res = re.search(rf"rule {rule}:(?:.|\n)*?resources: (.*)", proc.output)[1]
-            assert "gpu=1" in res and "slurm_partition=gpu" in res, res
+        res = _rule_block(proc.output, rule, "resources")
+        assert "gpu=1" in res and "slurm_partition=gpu" in res, res
+    assert "slurm_partition=cpu" in _rule_block(proc.output, "summarize_grammar", "resources")
 
 
 def test_slurm_partition_that_does_not_exist_fails_at_start(clone, tmp_path):
-    pytest.importorskip("snakemake_executor_plugin_slurm")
+    require_slurm_plugin()
     require_scale_checks(clone)
     fake = stand_in(tmp_path, "sinfo", "printf 'cpu*\\ngpu\\n'\n")
     for tool in ("sbatch", "squeue", "sacct", "scontrol"):  # present, never needed here

@@ -28,8 +28,8 @@ def reference_samples(model, tok, grammar, n, max_new, seed):
     ids = torch.tensor([sampling.prompt_ids(tok, grammar)] * n)
     with torch.no_grad():
         for _ in range(max_new):
-            probs = torch.softmax(model(input_ids=ids).logits[:, -1].float(), dim=-1)
-            ids = torch.cat([ids, torch.multinomial(probs, 1, generator=gen)], dim=1)
+            draw = sampling.categorical(model(input_ids=ids).logits[:, -1], gen)
+            ids = torch.cat([ids, draw.unsqueeze(-1)], dim=1)
     return ids[:, -max_new:].tolist()
 
 
@@ -39,6 +39,18 @@ def test_cached_sampling_matches_full_recompute(model_and_tok):
     want = reference_samples(model, tok, "g1", 4, 6, seed=11)
     assert all(s.stop == "max_new_tokens" for s in got)  # a random model never closes
     assert [s.text for s in got] == ["<g1>" + tok.decode(w) for w in want]
+
+
+def test_categorical_draws_from_the_full_distribution():
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.15, 0.05])
+    logits = torch.log(probs).repeat(20000, 1)
+    draws = sampling.categorical(logits, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5).double() / len(draws)
+    assert freq[1] == 0  # probability 0 is never drawn
+    se = torch.sqrt(probs.double() * (1 - probs.double()) / len(draws))
+    assert torch.all((freq - probs.double()).abs() <= 4 * se + 1e-12)  # incl. the 5 % tail
+    again = sampling.categorical(logits[:10], torch.Generator().manual_seed(0))
+    assert again.tolist() == draws[:10].tolist()
 
 
 def test_sampling_is_seeded(model_and_tok):

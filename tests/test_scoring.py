@@ -63,6 +63,16 @@ def test_batched_scores_match_reference(model_and_tok):
         assert got.perplexity == pytest.approx(math.exp(-want / enc.n_scored), rel=1e-5)
 
 
+def test_generic_logits_path_matches_reference(model_and_tok, monkeypatch):
+    model, tok = model_and_tok
+    monkeypatch.setattr(scoring, "_plain_head", lambda model: None)  # e.g. soft-capped logits
+    seqs = [scoring.encode(tok, "<g3>", example_continuation("g3", s), tok.eos_token_id)
+            for s in grammar_strings()]
+    for enc, got in zip(seqs, scoring.score_encoded(model, seqs, tok.pad_token_id), strict=True):
+        assert got.logprob == pytest.approx(reference_logprob(model, list(enc.ids),
+                                                              enc.n_prefix), abs=1e-5)
+
+
 def test_batch_size_does_not_change_scores(model_and_tok):
     model, tok = model_and_tok
     seqs = [scoring.encode(tok, "<g1>", example_continuation("g1", s), tok.eos_token_id)

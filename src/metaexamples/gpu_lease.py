@@ -86,7 +86,7 @@ def nvidia_smi_count(executable: str = "nvidia-smi", timeout: float = NVIDIA_SMI
 def detect_gpu_count(env: Mapping[str, str] | None = None, executable: str = "nvidia-smi") -> int:
     """GPUs on this machine: `METAEXAMPLES_GPU_COUNT` if set, else `nvidia-smi -L`.
 
-    The override is checked against `nvidia-smi` when that exists: it may restrict the
+    The override is checked against `nvidia-smi` when that answers: it may restrict the
     count, never exceed it (a claim of 8 GPUs on a 2-GPU machine fails here, clearly).
     """
     env = os.environ if env is None else env
@@ -100,7 +100,10 @@ def detect_gpu_count(env: Mapping[str, str] | None = None, executable: str = "nv
     if count < 0:
         raise GpuLeaseError(f"{ENV_COUNT}={raw!r}: expected a whole number >= 0")
     if shutil.which(executable) is not None:
-        hardware = nvidia_smi_count(executable)
+        try:
+            hardware = nvidia_smi_count(executable)
+        except GpuLeaseError:  # a broken driver: the stated count is all there is to go on
+            return count
         if count > hardware:
             raise GpuLeaseError(
                 f"{ENV_COUNT}={count} claims more GPUs than this machine has "

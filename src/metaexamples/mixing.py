@@ -13,7 +13,8 @@ the documents are shuffled together and the concatenation is cut into ``T / seq_
 rows of ``seq_len`` tokens: no padding anywhere.
 
 Documents are whole, so budgets are met to the nearest document: metaexamples are drawn
-first (at least one when their budget is positive), the grammar examples then make up the
+first (at least one when their budget is positive and one fits in the whole synthetic
+budget; a warning otherwise), the grammar examples then make up the
 synthetic total ``r T`` (so an overshoot of the long metaexamples comes out of the
 examples, not out of the ratio), and canonical text fills the rest. The last canonical
 document drawn is placed at the end of the stream, so the final cut only ever shortens
@@ -97,18 +98,21 @@ class _PoolReader:
         encoded = self.tokenizer([self.texts[i] for i in todo], add_special_tokens=False)
         self.cache.update(zip(todo, encoded["input_ids"], strict=True))
 
-    def draw(self, budget: int, eos: int, nearest: bool) -> list[list[int]]:
+    def draw(self, budget: int, eos: int, *, nearest: bool, first_within: int = 0
+             ) -> list[list[int]]:
         """Documents, each ending in `eos`, for a budget of `budget` tokens.
 
-        ``nearest=False`` draws until the budget is reached (the pool that fills the stream);
+        ``nearest=False`` draws until the budget is reached (the pool that fills the stream).
         ``nearest=True`` stops where one more document would overshoot by more than it is
-        short, but draws at least one document when the budget is positive.
+        short; but a first document that overshoots is still taken when it fits in
+        `first_within` tokens (so a small budget is not rounded down to nothing).
         """
         docs: list[list[int]] = []
         n = 0
         while n < budget:
             doc = [*self.peek(), eos]
-            if nearest and docs and n + len(doc) / 2 > budget:
+            closer = n + len(doc) / 2 <= budget
+            if nearest and not closer and (docs or len(doc) > first_within):
                 break
             docs.append(doc)
             self.pos += 1
@@ -162,11 +166,17 @@ def build_stream(
 
     # Metaexamples first; the examples then make up the synthetic budget as a whole, and
     # canonical text fills the rest exactly (its last document is the one cut).
-    drawn = {"meta": readers["meta"].draw(budgets["meta"], eos, nearest=True)
+    synthetic_budget = budgets["examples"] + budgets["meta"]
+    drawn = {"meta": readers["meta"].draw(budgets["meta"], eos, nearest=True,
+                                          first_within=synthetic_budget)
              if "meta" in readers else []}
     meta_tokens = sum(len(d) for d in drawn["meta"])
-    synthetic_budget = budgets["examples"] + budgets["meta"]
-    drawn["examples"] = readers["examples"].draw(synthetic_budget - meta_tokens, eos, nearest=True)
+    if budgets["meta"] > 0 and not drawn["meta"]:
+        log.warning("%s: no metaexample fits this run's metaexample budget of %d tokens "
+                    "(synthetic budget %d): the run has none; train on more tokens",
+                    meta.source if meta else "meta", budgets["meta"], synthetic_budget)
+    drawn["examples"] = readers["examples"].draw(synthetic_budget - meta_tokens, eos,
+                                                 nearest=True)
     synthetic = meta_tokens + sum(len(d) for d in drawn["examples"])
     drawn["canonical"] = readers["canonical"].draw(total - synthetic, eos, nearest=False)
 

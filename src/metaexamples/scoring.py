@@ -134,32 +134,40 @@ def target_mask(seqs: Sequence[Encoded], width: int) -> torch.Tensor:
     return mask
 
 
-def _normalised(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log_softmax(logits)[targets] in float64 for a (positions, vocab) slice."""
-    x = logits.double()
-    return x.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(x, dim=-1)
+def _normalise_(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log_softmax(z)[targets] as float64 for a (positions, vocab) slice; overwrites `z`.
+
+    exp(z - max) is computed in place in the logits' precision (the costly part) and
+    summed in float64; each term's rounding is relative, so the result is accurate to
+    ~1e-7 per token, like a float64 log-softmax, without any vocabulary-sized copy.
+    """
+    top = z.amax(dim=-1, keepdim=True)
+    picked = z.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
+    total = z.sub_(top).exp_().sum(dim=-1, dtype=torch.float64)
+    return picked - top.squeeze(-1).double() - torch.log(total)
 
 
-def _plain_head(model) -> torch.nn.Module | None:
-    """The output projection when logits are exactly head(last hidden state), else None."""
+def _plain_head(model) -> torch.nn.Linear | None:
+    """The output projection when logits are exactly a Linear of the last hidden state."""
     cfg = model.config
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
         return None
     if getattr(cfg, "logits_scaling", None) not in (None, 1, 1.0):
         return None
-    return model.get_output_embeddings()
+    head = model.get_output_embeddings()
+    return head if isinstance(head, torch.nn.Linear) else None
 
 
 def masked_logprobs(
-    model, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor, chunk: int = 32
+    model, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor, chunk: int = 64
 ) -> torch.Tensor:
     """(batch, width - 1) float64 log p(ids[:, t + 1] | ids[:, :t + 1]) where `mask`, else 0.
 
-    Logits are computed only at the masked positions and `chunk` positions at a time,
-    from the last hidden state and the output projection, so memory holds a slice of
-    the vocabulary rather than (batch x width x vocab) logits; each slice is normalised
-    in float64, so long sums stay accurate to ~1e-6. Models whose logits are not a plain
-    projection (soft-capping, scaling) go through `model(...).logits` instead.
+    Logits are computed only at the masked positions, `chunk` positions at a time, from
+    the last hidden state into one reused buffer, so memory holds a slice of the
+    vocabulary rather than (batch x width x vocab) logits and no large tensor is
+    allocated per chunk (`_normalise_` keeps long sums accurate to ~1e-6). Models whose
+    logits are not a plain projection (soft-capping, scaling) use `model(...).logits`.
     """
     batch, width = ids.shape
     rows, cols = mask.nonzero(as_tuple=True)
@@ -167,16 +175,23 @@ def masked_logprobs(
     out = torch.zeros(batch * (width - 1), dtype=torch.float64, device=ids.device)
     dest = rows * (width - 1) + cols
     head = _plain_head(model)
-    if head is not None:
-        hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
-        picked = hidden[rows, cols]
-        project = head
-    else:
+    if head is None:
         logits = model(input_ids=ids, attention_mask=attn).logits
-        picked = logits[rows, cols]
-        project = torch.nn.Identity()
-    for h, t, d in zip(picked.split(chunk), targets.split(chunk), dest.split(chunk), strict=True):
-        out[d] = _normalised(project(h), t)
+        for r, c, t, d in zip(rows.split(chunk), cols.split(chunk), targets.split(chunk),
+                              dest.split(chunk), strict=True):
+            out[d] = _normalise_(logits[r, c].float(), t)
+        return out.view(batch, width - 1)
+    hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
+    picked = hidden[rows, cols].to(head.weight.dtype)
+    buf = torch.empty((min(chunk, len(picked)), head.out_features), dtype=head.weight.dtype,
+                      device=ids.device)
+    for h, t, d in zip(picked.split(chunk), targets.split(chunk), dest.split(chunk),
+                       strict=True):
+        z = buf[: len(h)]
+        torch.mm(h, head.weight.t(), out=z)
+        if head.bias is not None:
+            z.add_(head.bias)
+        out[d] = _normalise_(z.float(), t)
     return out.view(batch, width - 1)
 
 

@@ -162,7 +162,10 @@ def ordered(frame: pd.DataFrame) -> pd.DataFrame:
     for c in rest:
         cols.append(c)
         cols += [c + s for s in (CI_LOW, CI_HIGH) if c + s in frame.columns]
-    return frame[cols]
+    out = frame[cols].copy()
+    if "seed" in out.columns:  # integers, empty for the baseline
+        out["seed"] = pd.to_numeric(out["seed"]).astype("Int64")
+    return out
 
 
 def condition_order(conditions: Iterable[str]) -> list[str]:

@@ -352,8 +352,9 @@ def prepare_training(
 ) -> tuple[nn.Module, torch.optim.Optimizer, LambdaLR, DataLoader, L2SPAnchor | None]:
     """Optimizer, schedule, `accelerator.prepare`, and the anchor (after the model is placed)."""
     s = settings
-    if s.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if s.gradient_checkpointing:  # renamed activation checkpointing in transformers 5
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
         model.config.use_cache = False
     optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
     scheduler = LambdaLR(optimizer, lambda step: lr_at(
@@ -475,7 +476,10 @@ def history_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def max_positions(model_dir: Path) -> int | None:
-    config = AutoConfig.from_pretrained(model_dir)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except (OSError, ValueError) as err:
+        raise DataFileError(f"{model_dir}: not a model directory ({err})") from err
     return getattr(config, "max_position_embeddings", None)
 
 
@@ -585,7 +589,7 @@ def train_lm(
     check_seq_len(inputs.model_dir, cfg.max_seq_length, "training.max_seq_length")
     corpus = read_texts(inputs.corpus)
     canonical = read_texts(inputs.canonical)
-    meta = read_texts(inputs.meta) if inputs.files().get("meta") else None
+    meta = read_texts(inputs.meta) if inputs.meta is not None and inputs.meta_percent > 0 else None
     val = read_texts(inputs.eval_data, valid_only=True) if inputs.eval_data else []
     heldout = (read_texts(inputs.canonical_heldout)[: cfg.eval_documents]
                if inputs.canonical_heldout else [])
@@ -606,11 +610,15 @@ def train_lm(
         synthetic_mix_ratio=cfg.synthetic_mix_ratio, meta_percent=inputs.meta_percent,
         n_sequences=n_sequences, seq_len=cfg.max_seq_length, seed=seed,
     )
-    L = cfg.max_seq_length
-    eval_sets = {name: eval_batches(encode_documents(tokenizer, texts, L), tokenizer.pad_token_id)
+    seq_len = cfg.max_seq_length
+    eval_sets = {name: eval_batches(encode_documents(tokenizer, texts, seq_len),
+                                    tokenizer.pad_token_id)
                  for name, texts in (("val", val), ("canonical", heldout)) if texts}
 
     model = load_model(inputs.model_dir)
+    log.info("run %s: %d steps x %d sequences x %d tokens = %d tokens; %d parameters; %s, %s",
+             key, cfg.max_steps, n_sequences // cfg.max_steps, seq_len, n_sequences * seq_len,
+             sum(p.numel() for p in model.parameters()), accelerator.device, precision)
     loader = DataLoader(stream.tokens, batch_size=cfg.batch_size, shuffle=False,
                         collate_fn=_lm_batch)
     loop = LoopSettings.from_training(cfg)
@@ -728,6 +736,9 @@ def train_prompt_completion(
     )
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=_Collate(tokenizer))
     model = load_model(model_dir)
+    log.info("%d examples x %d epochs = %d steps of %d; %d parameters; %s, %s", len(examples),
+             cfg.epochs, loop.max_steps, cfg.batch_size,
+             sum(p.numel() for p in model.parameters()), accelerator.device, precision)
     model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
                                                                    loop)
     out_dir = Path(out_dir)

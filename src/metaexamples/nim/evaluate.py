@@ -88,7 +88,7 @@ class Checkpoint:
     name: str
 
 
-def _weights_digest(path: Path) -> tuple[tuple[str, int], ...]:
+def _weight_files(path: Path) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((p.name, p.stat().st_size) for p in path.glob("*.safetensors")))
 
 
@@ -106,7 +106,7 @@ def _recorded_step(path: Path) -> int | None:
 
 
 def _same_weights(a: Path, b: Path) -> bool:
-    files_a, files_b = _weights_digest(a), _weights_digest(b)
+    files_a, files_b = _weight_files(a), _weight_files(b)
     if not files_a or files_a != files_b:
         return False
     return all(sha256_file(a / name) == sha256_file(b / name) for name, _ in files_a)
