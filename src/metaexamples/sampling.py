@@ -67,9 +67,9 @@ def categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     """One draw per row from softmax(logits): the full distribution, no top-k/top-p.
 
     Inverse-CDF sampling (float32 probabilities, float64 cumulative sums, one uniform
-    per row, `searchsorted`); exact up to rounding, reproducible with `generator` (a CPU generator, so
-    the draw is the same on any device), and much faster on CPU than `torch.multinomial`
-    over a 50k vocabulary. A token with probability 0 is never drawn.
+    per row, `searchsorted`): exact up to rounding, reproducible with `generator` (a CPU
+    generator, so the draw is the same on any device), and much faster on CPU than
+    `torch.multinomial` over a 50k vocabulary. A token with probability 0 is never drawn.
     """
     probs = torch.softmax(logits.detach().float(), dim=-1).to("cpu", torch.float64)
     cdf = probs.cumsum(dim=-1)

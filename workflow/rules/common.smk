@@ -75,5 +75,22 @@ def grammar_data(grammar):
     return multiext(f"data/{grammar}/", "train.jsonl", "val.jsonl", "test.jsonl")
 
 
+def train_meta(wildcards):
+    """The condition's metaexample file; none for design 'none' (the examples condition)."""
+    cond = CFG.all_conditions[wildcards.condition]
+    return [] if cond.design == "none" else [f"data/{wildcards.grammar}/meta_{cond.design}.jsonl"]
+
+
+def train_meta_flags(wildcards, input):
+    cond = CFG.all_conditions[wildcards.condition]
+    return "" if cond.design == "none" else f"--meta {input.meta} --meta-percent {cond.percent}"
+
+
+def train_mem_mb(wildcards):
+    """Rough peak memory of one training job for the configured model."""
+    name = CFG.model.name
+    return 4000 if name.startswith("tiny") else 12000 if name == "smollm2-135m" else 48000
+
+
 def all_targets():
     return [f"data/{g}/manifest.json" for g in GRAMMARS]

@@ -1,28 +1,7 @@
-# Evaluation of every trained run and of the untrained base model (the step-0 baseline).
-# An evaluated "run" is either "{condition}/seed{seed}" or "baseline"; both live under
-# results/runs/{grammar}/, and each gets an eval/ directory with scores and metrics.
-import re
-
-
-EVAL_RUN = "baseline|(" + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+"
-
-
-def eval_model(wildcards):
-    """The model a run's evaluation reads: the trained model, or the base model."""
-    if wildcards.run == "baseline":
-        return BASE_MODEL
-    return f"results/runs/{wildcards.grammar}/{wildcards.run}/model"
-
-
-def eval_seed(wildcards):
-    """Sampling seed: the run's seed; the baseline uses the first configured seed."""
-    found = re.search(r"seed(\d+)$", wildcards.run)
-    return found.group(1) if found else SEEDS[0]
-
-
-def eval_mem_mb(wildcards):
-    name = CFG.model.name
-    return 4000 if name.startswith("tiny") else 8000 if name == "smollm2-135m" else 32000
+# Evaluation of every trained run and of the untrained base model (the step-0 baseline):
+# results/runs/{grammar}/{run}/eval/ with per-string scores, samples and their metrics,
+# where {run} is "{condition}/seed{seed}" or "baseline" (see evaluate_common.smk).
+include: "evaluate_common.smk"
 
 
 rule evaluate_perplexity:

@@ -1,41 +1,7 @@
 # Aggregation and figures: results/{grammar}/summary.csv per grammar (so one grammar's
 # branch builds or reruns alone), results/summary.csv and summary_by_condition.csv over all
 # grammars, and per-grammar plots tagged for `snakemake --report report.html`.
-
-
-def run_dirs(grammar):
-    """Every trained run of one grammar: results/runs/{grammar}/{condition}/seed{seed}."""
-    return [f"results/runs/{grammar}/{c}/seed{s}" for c in CONDITIONS for s in SEEDS]
-
-
-def baseline_dir(grammar):
-    return f"results/runs/{grammar}/baseline"
-
-
-def summary_inputs(wildcards):
-    runs = run_dirs(wildcards.grammar)
-    evaluated = [*runs, baseline_dir(wildcards.grammar)]
-    return {
-        "perplexity": [f"{r}/eval/perplexity_metrics.json" for r in evaluated],
-        "generation": [f"{r}/eval/generation_metrics.json" for r in evaluated],
-        "train": [f"{r}/train_metrics.json" for r in runs],
-    }
-
-
-PLOTS = {
-    "metrics_by_condition": "Headline metrics by condition",
-    "by_negative_type": "AUROC and pair accuracy by negative type",
-    "loss_curves": "Training and evaluation losses",
-}
-
-
-def plot_output(name):
-    return report(
-        f"results/{{grammar}}/plots/{name}.png",
-        caption=f"../report/{name}.rst",
-        category="Grammar {grammar}",
-        subcategory=PLOTS[name],
-    )
+# Input functions and figure names are in evaluate_common.smk (included by evaluate.smk).
 
 
 rule summarize_grammar:
@@ -78,11 +44,11 @@ rule summarize:
 rule plot_grammar:
     input:
         summary="results/{grammar}/summary.csv",
-        logs=lambda wildcards: [f"{r}/train_log.csv" for r in run_dirs(wildcards.grammar)],
+        logs=train_logs,
     output:
-        metrics=plot_output("metrics_by_condition"),
-        negatives=plot_output("by_negative_type"),
-        losses=plot_output("loss_curves"),
+        metrics=grammar_plot("metrics_by_condition"),
+        negatives=grammar_plot("by_negative_type"),
+        losses=grammar_plot("loss_curves"),
     params:
         settings=settings("evaluation"),
         runs=lambda wildcards: run_dirs(wildcards.grammar),
