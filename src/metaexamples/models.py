@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -54,8 +55,9 @@ def _padded_vocab(tokenizer: PreTrainedTokenizerBase, multiple: int = 128) -> in
     return (n + multiple - 1) // multiple * multiple
 
 
-def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
-    config = OlmoConfig(
+def _tiny(config_cls: type, model_cls: type, tokenizer: PreTrainedTokenizerBase,
+          arch: TinyArch, seed: int, **special: Any) -> PreTrainedModel:
+    config = config_cls(
         vocab_size=_padded_vocab(tokenizer),
         hidden_size=arch.hidden_size,
         intermediate_size=arch.intermediate_size,
@@ -64,28 +66,22 @@ def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> 
         max_position_embeddings=arch.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=True,
+        **special,
     )
     torch.manual_seed(seed)
-    return OlmoForCausalLM(config)
+    return model_cls(config)
+
+
+def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
+    # OLMo-1B has no BOS token and ties its embeddings.
+    return _tiny(OlmoConfig, OlmoForCausalLM, tokenizer, arch, seed,
+                 bos_token_id=None, tie_word_embeddings=True)
 
 
 def tiny_neox(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
-    config = GPTNeoXConfig(
-        vocab_size=_padded_vocab(tokenizer),
-        hidden_size=arch.hidden_size,
-        intermediate_size=arch.intermediate_size,
-        num_hidden_layers=arch.num_layers,
-        num_attention_heads=arch.num_heads,
-        max_position_embeddings=arch.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    return GPTNeoXForCausalLM(config)
+    # Pythia-style: BOS is the end-of-text token, separate output embeddings.
+    return _tiny(GPTNeoXConfig, GPTNeoXForCausalLM, tokenizer, arch, seed,
+                 bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
 
 
 def smollm2_from_gguf(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

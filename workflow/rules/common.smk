@@ -1,5 +1,7 @@
 # Everything dynamic: config validation, wildcard constraints, input functions, targets.
 import json
+import math
+import os
 
 from snakemake.utils import validate
 
@@ -38,6 +40,31 @@ def settings(*keys):
             node = node[part]
         out[key] = node
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
+
+
+# Torch jobs (training, evaluation) each run TORCH_THREADS threads but book TORCH_JOB_THREADS
+# of the --cores budget, so that `--cores 8` on a 2-core laptop runs one of them at a time:
+# four 2-thread torch jobs on 2 cores ran each >4x slower (OpenMP threads fight for cores).
+MACHINE_CORES = len(os.sched_getaffinity(0))
+TORCH_THREADS = min(2, MACHINE_CORES)
+
+
+def torch_job_threads():
+    if not workflow.local_exec:
+        return TORCH_THREADS  # cluster jobs get their own cores
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores given (lint, report): nothing is scheduled
+        return TORCH_THREADS
+    return max(TORCH_THREADS, math.ceil(cores * TORCH_THREADS / MACHINE_CORES))
+
+
+TORCH_JOB_THREADS = torch_job_threads()
+
+
+def torch_threads(wildcards, threads):
+    """Threads a torch job really runs: never more than it booked (--cores 1 gives 1)."""
+    return min(threads, TORCH_THREADS)
 
 
 BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"

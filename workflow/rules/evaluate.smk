@@ -21,7 +21,8 @@ rule evaluate_perplexity:
         settings=settings("evaluation"),
         data_dir=subpath(input.manifest, parent=True),
         out_dir=subpath(output.metrics, parent=True),
-    threads: 2
+        torch_threads=torch_threads,
+    threads: TORCH_JOB_THREADS
     resources:
         mem_mb=eval_mem_mb,
     conda:
@@ -33,8 +34,8 @@ rule evaluate_perplexity:
     shell:
         "metaexamples evaluate-perplexity --model-dir {input.model} --data-dir {params.data_dir} "
         "--tokens {input.tokens} --canonical-heldout {input.heldout} "
-        "--settings {params.settings:q} --out-dir {params.out_dir} --threads {threads} "
-        "2> {log}"
+        "--settings {params.settings:q} --out-dir {params.out_dir} "
+        "--threads {params.torch_threads} 2> {log}"
 
 
 rule evaluate_generation:
@@ -53,7 +54,8 @@ rule evaluate_generation:
         seed=eval_seed,
         data_dir=subpath(input.manifest, parent=True),
         out_dir=subpath(output.metrics, parent=True),
-    threads: 2
+        torch_threads=torch_threads,
+    threads: TORCH_JOB_THREADS
     resources:
         mem_mb=eval_mem_mb,
     conda:
@@ -65,4 +67,4 @@ rule evaluate_generation:
     shell:
         "metaexamples evaluate-generation --model-dir {input.model} --data-dir {params.data_dir} "
         "--tokens {input.tokens} --seed {params.seed} --settings {params.settings:q} "
-        "--out-dir {params.out_dir} --threads {threads} 2> {log}"
+        "--out-dir {params.out_dir} --threads {params.torch_threads} 2> {log}"

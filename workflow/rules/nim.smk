@@ -64,7 +64,8 @@ rule nim_train:
         train=directory("results/nim/{experiment}/train"),
     params:
         settings=settings("nim.training"),
-    threads: 2
+        torch_threads=torch_threads,
+    threads: TORCH_JOB_THREADS
     resources:
         mem_mb=8000,
     benchmark:
@@ -76,7 +77,7 @@ rule nim_train:
     shell:
         "metaexamples nim train --model-id {input.model} --train {input.train} "
         "--settings {params.settings:q} --seed 0 --out-dir {output.train} "
-        "--threads {threads} 2> {log}"
+        "--threads {params.torch_threads} 2> {log}"
 
 
 rule nim_evaluate:
@@ -91,7 +92,8 @@ rule nim_evaluate:
         confusion="results/nim/{experiment}/confusion.json",
     params:
         settings=settings("nim.training"),
-    threads: 2
+        torch_threads=torch_threads,
+    threads: TORCH_JOB_THREADS
     resources:
         mem_mb=8000,
     benchmark:
@@ -103,7 +105,8 @@ rule nim_evaluate:
     shell:
         "metaexamples nim evaluate --settings {params.settings:q} --train-dir {input.train} "
         "--base-model {input.model} --eval {input.evals} "
-        "--out-dir results/nim/{wildcards.experiment} --threads {threads} 2> {log}"
+        "--out-dir results/nim/{wildcards.experiment} "
+        "--threads {params.torch_threads} 2> {log}"
 
 
 rule nim_plot:

@@ -20,7 +20,8 @@ rule train:
         settings=settings("training"),
         meta=train_meta_flags,
         out_dir=subpath(output.metrics, parent=True),
-    threads: 2
+        torch_threads=torch_threads,
+    threads: TORCH_JOB_THREADS
     resources:
         mem_mb=train_mem_mb,
         gpu=CFG.training.gpus,
@@ -35,5 +36,5 @@ rule train:
         "metaexamples train --model-id {input.model} --corpus {input.corpus} {params.meta} "
         "--canonical {input.canonical} --canonical-heldout {input.heldout} "
         "--eval-data {input.val} --seed {wildcards.seed} --settings {params.settings:q} "
-        "--checkpoint-root checkpoints --out-dir {params.out_dir} --threads {threads} "
-        "2> {log}"
+        "--checkpoint-root checkpoints --out-dir {params.out_dir} "
+        "--threads {params.torch_threads} 2> {log}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from metaexamples.config import Config, ConfigError, load_config, section_from_dict
@@ -15,6 +16,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", default=None,
                         help="inline JSON with just the sections this stage needs "
                              "(what the workflow passes); overrides --config")
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser, data_help: str) -> None:
+    """What both evaluation stages take: a model, one grammar's data and an output folder."""
+    add_config_arguments(parser)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True, help=data_help)
+    parser.add_argument("--tokens", type=Path, default=Path("data/tokens.json"))
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
 def load_sections(args: argparse.Namespace, sections: dict[str, type]) -> dict[str, Any]:

@@ -12,22 +12,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metaexamples.commands import add_config_arguments, load_sections
+from metaexamples.commands import add_evaluation_arguments, load_sections
 from metaexamples.config import EvaluationConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True,
-                        help="one grammar's data (val.jsonl, test.jsonl, manifest.json)")
-    parser.add_argument("--tokens", type=Path, default=Path("data/tokens.json"))
+    add_evaluation_arguments(parser, "one grammar's data (val.jsonl, test.jsonl, manifest.json)")
     parser.add_argument("--canonical-heldout", type=Path,
                         default=Path("data/canonical/heldout.jsonl"))
     parser.add_argument("--splits", default="val,test", help="comma-separated (default val,test)")
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> None:
