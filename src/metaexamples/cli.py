@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from metaexamples.runtime import keep_freed_memory
+
 # subcommand -> module under metaexamples.commands
 COMMANDS = {
     "fetch-assets": "assets",
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    keep_freed_memory()
     try:
         args.run(args)
     except (ValueError, RuntimeError, OSError) as err:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from metaexamples import metrics, sampling, scoring
 from metaexamples.config import EvaluationConfig
@@ -30,11 +29,6 @@ log = logging.getLogger(__name__)
 
 HEADLINE_SPLIT = "test"  # the split whose metrics get bootstrap intervals
 COUNT_KEYS = ("n_valid", "n_invalid", "n_samples", "canonical_documents", "canonical_tokens")
-
-
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def load_inventory(tokens_path: Path) -> tuple[list[str], list[str]]:

@@ -24,10 +24,6 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    OlmoConfig,
-    OlmoForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -74,12 +70,17 @@ def _tiny(config_cls: type, model_cls: type, tokenizer: PreTrainedTokenizerBase,
 
 def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
     # OLMo-1B has no BOS token and ties its embeddings.
+    # Imported here: every stage imports this module, and a modeling module is slow to load.
+    from transformers import OlmoConfig, OlmoForCausalLM
+
     return _tiny(OlmoConfig, OlmoForCausalLM, tokenizer, arch, seed,
                  bos_token_id=None, tie_word_embeddings=True)
 
 
 def tiny_neox(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
     # Pythia-style: BOS is the end-of-text token, separate output embeddings.
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
     return _tiny(GPTNeoXConfig, GPTNeoXForCausalLM, tokenizer, arch, seed,
                  bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
 

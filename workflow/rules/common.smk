@@ -42,29 +42,36 @@ def settings(*keys):
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
 
 
-# Torch jobs (training, evaluation) each run TORCH_THREADS threads but book TORCH_JOB_THREADS
+# Torch jobs (training, evaluation) run TORCH_THREADS threads each but book TORCH_JOB_THREADS
 # of the --cores budget, so that `--cores 8` on a 2-core laptop runs one of them at a time:
 # four 2-thread torch jobs on 2 cores ran each >4x slower (OpenMP threads fight for cores).
+# On a cluster each job gets its own cores and runs as many threads as it booked.
 MACHINE_CORES = len(os.sched_getaffinity(0))
 TORCH_THREADS = min(2, MACHINE_CORES)
+LOCAL_EXEC = workflow.local_exec and not workflow.remote_exec
+
+
+def budget_cores():
+    try:
+        return workflow.cores
+    except WorkflowError:  # no --cores given (lint, report): nothing is scheduled
+        return MACHINE_CORES
 
 
 def torch_job_threads():
-    if not workflow.local_exec:
-        return TORCH_THREADS  # cluster jobs get their own cores
-    try:
-        cores = workflow.cores
-    except WorkflowError:  # no --cores given (lint, report): nothing is scheduled
+    if not LOCAL_EXEC:
         return TORCH_THREADS
-    return max(TORCH_THREADS, math.ceil(cores * TORCH_THREADS / MACHINE_CORES))
+    return max(TORCH_THREADS, math.ceil(budget_cores() * TORCH_THREADS / MACHINE_CORES))
 
 
 TORCH_JOB_THREADS = torch_job_threads()
 
 
 def torch_threads(wildcards, threads):
-    """Threads a torch job really runs: never more than it booked (--cores 1 gives 1)."""
-    return min(threads, TORCH_THREADS)
+    """Threads a torch job runs: its booked share of --cores, as a share of the real cores."""
+    if not LOCAL_EXEC:
+        return threads
+    return max(1, min(threads, threads * MACHINE_CORES // budget_cores()))
 
 
 BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"

@@ -26,11 +26,12 @@ def run(args: argparse.Namespace) -> None:
     import dataclasses
 
     from metaexamples import evaluation
+    from metaexamples.runtime import set_threads
 
     cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
     if args.samples is not None:
         cfg = dataclasses.replace(cfg, samples=args.samples)
-    evaluation.set_threads(args.threads)
+    set_threads(args.threads)
     evaluation.evaluate_generation(
         model_dir=args.model_dir,
         data_dir=args.data_dir,

@@ -25,9 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from metaexamples import evaluation
+    from metaexamples.runtime import set_threads
 
     cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
-    evaluation.set_threads(args.threads)
+    set_threads(args.threads)
     evaluation.evaluate_perplexity(
         model_dir=args.model_dir,
         data_dir=args.data_dir,

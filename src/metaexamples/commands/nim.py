@@ -207,17 +207,15 @@ def _explicit_checkpoint(spec: Path) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    import torch
-
     from metaexamples.io import read_jsonl
     from metaexamples.models import load_tokenizer
     from metaexamples.nim.evaluate import BASE_NAME, Checkpoint, evaluate, find_checkpoints
+    from metaexamples.runtime import set_threads
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
         "nim.training"
     ]
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     checkpoints = [_explicit_checkpoint(c) for c in args.checkpoint]
     if args.train_dir is not None:
         checkpoints += find_checkpoints(args.train_dir)

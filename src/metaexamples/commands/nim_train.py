@@ -27,14 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-
+    from metaexamples.runtime import set_threads
     from metaexamples.trainer import train_prompt_completion
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
         "nim.training"]
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     rows = read_jsonl(args.train, required=("prompt", "answer"))
     names = [f"{args.train}:{i + 1}" + (f" (id {r['id']})" if "id" in r else "")
              for i, r in enumerate(rows)]

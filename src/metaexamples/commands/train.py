@@ -72,13 +72,11 @@ def _kill_after(step: int):
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-
+    from metaexamples.runtime import set_threads
     from metaexamples.trainer import LMInputs, train_lm
 
     cfg = training_settings(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     inputs = LMInputs(
         model_dir=args.model_id, corpus=args.corpus, canonical=args.canonical,
         canonical_heldout=args.canonical_heldout, eval_data=args.eval_data,
