@@ -132,12 +132,21 @@ def test_bad_pools_are_named(olmo_tokenizer, canonical_texts, example_texts):
 
 def test_small_meta_budgets_round_to_whole_documents(olmo_tokenizer, canonical_texts,
                                                      example_texts, meta_texts, caplog):
-    # config.yaml's size: 40 steps x 8 x 128 tokens; 1 % of a 10 % synthetic budget is
-    # 41 tokens, less than one metaexample, which is still drawn (it fits the budget)
-    s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
-                n_sequences=320, meta_percent=1.0)
+    # config.yaml's size: 40 steps x 4 x 128 tokens; 1 % of a 10 % synthetic budget is
+    # 20 tokens, less than one metaexample, which is still drawn (it fits the budget) and
+    # the overshoot is reported
+    with caplog.at_level(logging.WARNING, logger="metaexamples.mixing"):
+        s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                    n_sequences=160, meta_percent=1.0)
     assert s.manifest["pools"]["meta"]["documents"] == 1
     assert abs(s.manifest["achieved_synthetic_share"] - 0.1) <= 0.01
+    assert "meta.jsonl: 1 metaexample document(s)" in caplog.text
+    assert "against a target of 1.0 %" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="metaexamples.mixing"):  # on target: quiet
+        _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                n_sequences=160, meta_percent=50.0)
+    assert "metaexample" not in caplog.text
     # a run so short that no metaexample fits its whole synthetic budget gets none, says so,
     # and keeps the synthetic share
     with caplog.at_level(logging.WARNING, logger="metaexamples.mixing"):
