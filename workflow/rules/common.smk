@@ -42,13 +42,14 @@ def settings(*keys):
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
 
 
-# Torch jobs (training, evaluation) run TORCH_THREADS threads each but book TORCH_JOB_THREADS
-# of the --cores budget, so that `--cores 8` on a 2-core laptop runs one of them at a time:
-# four 2-thread torch jobs on 2 cores ran each >4x slower (OpenMP threads fight for cores).
-# On a cluster each job gets its own cores and runs as many threads as it booked.
+# Torch jobs (training, evaluation) run TORCH_THREADS threads each. In a plain local run
+# (`--cores N`, no --jobs) they book a share of N as large as their share of the machine's
+# real cores, so that `--cores 8` on a 2-core laptop runs one of them at a time: four
+# 2-thread torch jobs on 2 cores ran each >4x slower (OpenMP threads fight for cores).
+# Cluster runs (--jobs, as the slurm profile sets) and cluster-side jobs get what they book.
 MACHINE_CORES = len(os.sched_getaffinity(0))
 TORCH_THREADS = min(2, MACHINE_CORES)
-LOCAL_EXEC = workflow.local_exec and not workflow.remote_exec
+SHARES_THIS_MACHINE = workflow.nodes is None and not workflow.remote_exec
 
 
 def budget_cores():
@@ -59,7 +60,7 @@ def budget_cores():
 
 
 def torch_job_threads():
-    if not LOCAL_EXEC:
+    if not SHARES_THIS_MACHINE:
         return TORCH_THREADS
     return max(TORCH_THREADS, math.ceil(budget_cores() * TORCH_THREADS / MACHINE_CORES))
 
@@ -69,7 +70,7 @@ TORCH_JOB_THREADS = torch_job_threads()
 
 def torch_threads(wildcards, threads):
     """Threads a torch job runs: its booked share of --cores, as a share of the real cores."""
-    if not LOCAL_EXEC:
+    if not SHARES_THIS_MACHINE:
         return threads
     return max(1, min(threads, threads * MACHINE_CORES // budget_cores()))
 
