@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, planning, and config rejection before any job runs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -39,6 +40,20 @@ def test_dry_run_plans_the_whole_matrix():
     # 3 grammars x 2 conditions x 2 seeds, when the training stage is wired in
     if "train" in jobs:
         assert jobs["train"] == 12
+
+
+@pytest.mark.parametrize("cores", [1, 2, 8, 64])
+def test_local_torch_jobs_never_run_more_threads_than_the_machine_has(cores):
+    """`--cores N` is a budget: the torch jobs it lets run at once fit the real cores."""
+    proc = snakemake("-n", "-p", "-F", "--cores", str(cores),
+                     "results/runs/g1/examples/seed0/train_metrics.json")
+    assert proc.returncode == 0, proc.stderr
+    block = proc.stdout.split("rule train:")[1].split("\n\n")[0]
+    booked = int(m[1]) if (m := re.search(r"threads: (\d+)", block)) else 1  # 1 is not shown
+    ran = int(re.search(r"metaexamples train .*--threads (\d+)", proc.stdout)[1])
+    machine = len(os.sched_getaffinity(0))
+    assert 1 <= ran <= min(booked, 2)
+    assert (cores // booked) * ran <= max(machine, ran)  # concurrent torch threads
 
 
 @pytest.mark.parametrize(
