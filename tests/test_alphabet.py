@@ -11,6 +11,7 @@ from metaexamples.alphabet import (
     select_alphabet,
 )
 from metaexamples.documents import example_text
+from metaexamples.metaexamples import template_conflicts
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,15 @@ def test_scan_is_deterministic(olmo_tokenizer):
     a = [(c.symbol, c.reason) for c in scan_vocabulary(olmo_tokenizer)]
     b = [(c.symbol, c.reason) for c in scan_vocabulary(olmo_tokenizer)]
     assert a == b
+
+
+def test_symbols_of_the_metaexample_prose_are_never_candidates(olmo_tokenizer):
+    # SmolLM2's vocabulary ranked '→' among its rarest symbols, and the trace metaexamples
+    # write 'step 1 :a→q1': such an alphabet used to pass selection and fail data generation
+    audit = {c.symbol: c for c in scan_vocabulary(olmo_tokenizer)}
+    prose = [s for s in audit if template_conflicts([s])]
+    assert prose  # '=', ':', ';', ... are single tokens in the OLMo vocabulary
+    for symbol in prose:
+        assert not audit[symbol].qualified
+    assert all(not template_conflicts([c.symbol])
+               for c in select_alphabet(olmo_tokenizer, 5, "ascii-fallback").symbols)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metaexamples.documents import GRAMMAR_NAMES, close_tag, example_text, open_tag
+from metaexamples.metaexamples import template_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def scan_vocabulary(tokenizer) -> list[Candidate]:
         c = Candidate(symbol=symbol, ascii=symbol.isascii())
         candidates[symbol] = c
         c.reason = grapheme_problem(symbol)
+        if not c.reason and template_conflicts([symbol]):
+            c.reason = "occurs in metaexample prose"  # could not be told apart from the text
         if c.reason:
             continue
         spaced = _encode(tokenizer, " " + symbol)

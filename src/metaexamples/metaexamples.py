@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -805,6 +806,7 @@ def _trace_body(rng: np.random.Generator, grammar: Grammar) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+@cache
 def _template_text() -> str:
     pieces: list[str] = [EMPTY_STRING, " , ", " and ", "{", "}", "→", ";", ":", "="]
     for group in (
