@@ -29,6 +29,7 @@ CANONICAL = (
     "The river flows north through the valley. It was first mapped in 1820.",
     "  Photosynthesis converts light into chemical energy in plants.  ",
     "A glued symbol★ like this passage must be skipped.",
+    "So must California✦s faults: a glued foreign symbol (SmolLM2's foreign set has ’).",
 )
 TEMPLATE_DESIGNS = ("describe", "judge", "trace", "wrongrule")
 

@@ -889,7 +889,7 @@ def generate_metaexamples(
         raise ValueError(f"n must be a non-negative integer (got {n!r})")
     foreign = tuple(foreign)
     if design == "irrelevant":
-        bodies = _irrelevant_bodies(rng, grammar, n, canonical_texts)
+        bodies = _irrelevant_bodies(rng, (*grammar.alphabet, *foreign), n, canonical_texts)
     else:
         _check_symbols(grammar, foreign)
         source = grammar if allowed is None else _Restricted(grammar, allowed)
@@ -960,13 +960,14 @@ class _Restricted:
 
 
 def _irrelevant_bodies(
-    rng: np.random.Generator, grammar: Grammar, n: int, canonical_texts: Sequence[str]
+    rng: np.random.Generator, symbols: Sequence[str], n: int, canonical_texts: Sequence[str]
 ) -> list[str]:
-    """`n` canonical passages (whitespace-trimmed), skipping any that mis-space a symbol."""
+    """`n` canonical passages (whitespace-trimmed), skipping any that mis-space a symbol
+    of the alphabet or a foreign one (e.g. the apostrophe in "California’s")."""
     usable = [
         t.strip()
         for t in canonical_texts
-        if t.strip() and symbol_occurrences_ok(f" {t.strip()} ", grammar.alphabet)
+        if t.strip() and symbol_occurrences_ok(f" {t.strip()} ", symbols)
     ]
     if not usable:
         raise ValueError("the irrelevant design needs canonical_texts (none usable were given)")
