@@ -171,16 +171,17 @@ def build_stream(
                                           first_within=synthetic_budget)
              if "meta" in readers else []}
     meta_tokens = sum(len(d) for d in drawn["meta"])
+    meta_source = meta.source if meta else "meta"
     if budgets["meta"] > 0 and not drawn["meta"]:
         log.warning("%s: no metaexample fits this run's metaexample budget of %d tokens "
                     "(synthetic budget %d): the run has none; train on more tokens",
-                    meta.source if meta else "meta", budgets["meta"], synthetic_budget)
+                    meta_source, budgets["meta"], synthetic_budget)
     elif drawn["meta"] and not 0.5 <= meta_tokens / budgets["meta"] <= 1.5:
         # A short run cannot hit a small share with whole documents: say how far off it is,
         # since e.g. 1 % and 5 % conditions then train on the same stream.
         log.warning("%s: %d metaexample document(s), %d tokens = %.1f %% of the synthetic "
                     "tokens against a target of %.1f %%: metaexamples are whole documents; "
-                    "train on more tokens to hit the target", meta.source if meta else "meta",
+                    "train on more tokens to hit the target", meta_source,
                     len(drawn["meta"]), meta_tokens, 100.0 * meta_tokens / synthetic_budget,
                     meta_percent)
     drawn["examples"] = readers["examples"].draw(synthetic_budget - meta_tokens, eos,

@@ -121,10 +121,14 @@ def train_meta_flags(wildcards, input):
     return "" if cond.design == "none" else f"--meta {input.meta} --meta-percent {cond.percent}"
 
 
-def train_mem_mb(wildcards):
-    """Rough peak memory of one training job for the configured model."""
+def model_mem_mb(tiny, smollm2, other):
+    """Rough peak memory (MB) of one job for the configured model."""
     name = CFG.model.name
-    return 4000 if name.startswith("tiny") else 12000 if name == "smollm2-135m" else 48000
+    return tiny if name.startswith("tiny") else smollm2 if name == "smollm2-135m" else other
+
+
+TRAIN_MEM_MB = model_mem_mb(tiny=4000, smollm2=12000, other=48000)
+EVAL_MEM_MB = model_mem_mb(tiny=4000, smollm2=8000, other=32000)
 
 
 def all_targets():

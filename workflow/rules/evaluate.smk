@@ -24,7 +24,7 @@ rule evaluate_perplexity:
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
-        mem_mb=eval_mem_mb,
+        mem_mb=EVAL_MEM_MB,
     conda:
         CONDA_ENV
     log:
@@ -57,7 +57,7 @@ rule evaluate_generation:
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
-        mem_mb=eval_mem_mb,
+        mem_mb=EVAL_MEM_MB,
     conda:
         CONDA_ENV
     log:

@@ -26,12 +26,6 @@ def eval_seed(wildcards):
     return found.group(1) if found else SEEDS[0]
 
 
-def eval_mem_mb(wildcards):
-    """Rough peak memory of one evaluation job for the configured model."""
-    name = CFG.model.name
-    return 4000 if name.startswith("tiny") else 8000 if name == "smollm2-135m" else 32000
-
-
 def run_dirs(grammar):
     """Every trained run of one grammar: results/runs/{grammar}/{condition}/seed{seed}."""
     return [f"results/runs/{grammar}/{c}/seed{s}" for c in CONDITIONS for s in SEEDS]

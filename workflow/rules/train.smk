@@ -23,7 +23,7 @@ rule train:
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
-        mem_mb=train_mem_mb,
+        mem_mb=TRAIN_MEM_MB,
         gpu=CFG.training.gpus,
     conda:
         CONDA_ENV
