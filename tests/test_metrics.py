@@ -106,13 +106,3 @@ def test_bootstrap_intervals_resample_rows_together():
     lo, hi = iv["excess_nll"]
     assert 1.0 <= lo <= hi <= 2.0
     assert all(math.isnan(x) for x in metrics.percentile_interval(np.array([np.nan])))
-
-
-@pytest.mark.parametrize("name", ["metrics", "scoring", "sampling", "summary"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    module = importlib.import_module(f"metaexamples.{name}")
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
