@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaexamples import sampling, scoring
 from metaexamples.config import TinyArch
-from metaexamples.documents import example_continuation, example_text, open_tag
-from metaexamples.grammars import make_grammar
+from metaexamples.grammar import sampling, scoring
+from metaexamples.grammar.documents import example_continuation, example_text, open_tag
+from metaexamples.grammar.languages import make_grammar
 from metaexamples.models import load_model, load_tokenizer, prepare_model
 
 log = logging.getLogger("bench.eval_throughput")

@@ -2,7 +2,7 @@
 
 CPU comparison (default), in one process on the same model, data and machine:
 
-- ours: `metaexamples.trainer.train_lm`, the real entry point, with the mix counted in
+- ours: `metaexamples.training.trainer.train_lm`, the real entry point, with the mix counted in
   tokens and every batch packed into full `seq_len` rows (no padding);
 - seed: Hugging Face `Trainer` over a per-document interleave (each next document is
   synthetic with probability `--ratio`, as `datasets.interleave_datasets(probabilities=
@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO / "src"))
 from metaexamples import assets  # noqa: E402
 from metaexamples.canonical import offline_documents  # noqa: E402
 from metaexamples.config import TinyArch, TrainingConfig  # noqa: E402
-from metaexamples.documents import example_text  # noqa: E402
+from metaexamples.grammar.documents import example_text  # noqa: E402
 from metaexamples.io import read_jsonl, write_jsonl  # noqa: E402
 
 log = logging.getLogger("bench")
@@ -182,7 +182,7 @@ def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) 
 
 def run_ours(model_dir: Path, canonical: list[str], synthetic: list[str], args,
              work: Path) -> dict:
-    from metaexamples.trainer import LMInputs, train_lm
+    from metaexamples.training.trainer import LMInputs, train_lm
 
     write_jsonl(work / "canonical.jsonl", ({"text": t} for t in canonical))
     write_jsonl(work / "synthetic.jsonl", ({"text": t} for t in synthetic))
@@ -279,7 +279,7 @@ def olmo1b_benchmark(args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForCausalLM, OlmoConfig
 
-    from metaexamples.trainer import LoopSettings, Progress, prepare_training, train_loop
+    from metaexamples.training.trainer import LoopSettings, Progress, prepare_training, train_loop
 
     if not torch.cuda.is_available():
         raise SystemExit("--olmo1b-shape needs a CUDA device")

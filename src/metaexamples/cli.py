@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from metaexamples.runtime import keep_freed_memory
+from metaexamples.scale.runtime import keep_freed_memory
 
 # subcommand -> module under metaexamples.commands
 COMMANDS = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from metaexamples.documents import GRAMMAR_NAMES, META_DESIGNS
+from metaexamples.grammar.documents import GRAMMAR_NAMES, META_DESIGNS
 
 MODEL_PRESETS = ("tiny-olmo", "tiny-neox", "smollm2-135m")
 CANONICAL_OFFLINE = "olmo-offline"

@@ -6,7 +6,7 @@ import os
 from snakemake.utils import validate
 
 from metaexamples.config import Config, ConfigError, model_slug
-from metaexamples.documents import META_DESIGNS
+from metaexamples.grammar.documents import META_DESIGNS
 
 
 validate(config, schema="../schemas/config.schema.yaml")

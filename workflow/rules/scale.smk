@@ -5,9 +5,9 @@
 #   METAEXAMPLES_GPU_COUNT) must agree; Snakemake would otherwise shrink a job's request to
 #   the budget without a word, or start more GPU jobs than there are GPUs;
 # - Slurm runs: every slurm_partition the jobs name must exist (sinfo).
-# The checks live in the package (metaexamples.gpu_lease, metaexamples.cluster).
-from metaexamples.cluster import ClusterError, check_slurm_partitions
-from metaexamples.gpu_lease import GpuLeaseError, check_gpu_budget
+# The checks live in the package (metaexamples.scale.gpu_lease, metaexamples.scale.cluster).
+from metaexamples.scale.cluster import ClusterError, check_slurm_partitions
+from metaexamples.scale.gpu_lease import GpuLeaseError, check_gpu_budget
 
 
 def resource_int(resources, name):

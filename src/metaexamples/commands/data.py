@@ -21,14 +21,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples import datagen
+    from metaexamples.grammar import data
     key = f"grammars.{args.grammar}"
     sections = load_sections(args, {key: GrammarConfig, "data": DataConfig})
     tokens = read_json(args.tokens)
     if not isinstance(tokens, dict) or not tokens.get("symbols"):
         raise DataFileError(f"{args.tokens}: no 'symbols' list")
     canonical = [r["text"] for r in read_jsonl(args.canonical, required=("text",))]
-    datagen.generate(
+    data.generate(
         args.grammar, sections[key], sections["data"], tokens["symbols"],
         tokens.get("foreign_symbols", []), canonical,
         args.out_dir or Path("data") / args.grammar,

@@ -25,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from metaexamples import evaluation
-    from metaexamples.runtime import set_threads
+    from metaexamples.grammar import evaluation
+    from metaexamples.scale.runtime import set_threads
 
     cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
     if args.samples is not None:

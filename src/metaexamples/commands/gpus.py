@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples.launch import run_with_gpus
+    from metaexamples.scale.launch import run_with_gpus
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     code = run_with_gpus(cmd, args.gpus, lock_dir=args.lock_dir, timeout=args.timeout,

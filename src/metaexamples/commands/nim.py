@@ -210,7 +210,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from metaexamples.io import read_jsonl
     from metaexamples.models import load_tokenizer
     from metaexamples.nim.evaluate import BASE_NAME, Checkpoint, evaluate, find_checkpoints
-    from metaexamples.runtime import set_threads
+    from metaexamples.scale.runtime import set_threads
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
         "nim.training"

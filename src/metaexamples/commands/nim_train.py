@@ -27,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples.runtime import set_threads
-    from metaexamples.trainer import train_prompt_completion
+    from metaexamples.scale.runtime import set_threads
+    from metaexamples.training.trainer import train_prompt_completion
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
         "nim.training"]

@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from metaexamples import plots, summary
+    from metaexamples.grammar import plots, summary
 
     cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
     frame = summary.read_summaries([args.summary])

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> None:
 
     import numpy as np
 
-    from metaexamples import summary
+    from metaexamples.grammar import summary
 
     log = logging.getLogger("metaexamples.summarize")
     if (args.grammar is None) == (args.combine is None):

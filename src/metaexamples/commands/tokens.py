@@ -34,7 +34,7 @@ def ranking_of(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples.alphabet import audit_rows, select_alphabet
+    from metaexamples.grammar.alphabet import audit_rows, select_alphabet
     from metaexamples.models import load_tokenizer, model_info
     tokenizer = load_tokenizer(args.model_id)
     info = model_info(args.model_id)

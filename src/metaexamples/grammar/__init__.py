@@ -1,0 +1,1 @@
+"""The grammar family: languages, alphabet, data, metaexample designs, evaluation."""

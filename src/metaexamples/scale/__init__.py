@@ -1,0 +1,1 @@
+"""Scale-out machinery: GPU leases, multi-process launch, cluster checks, runtime settings."""

@@ -1,0 +1,1 @@
+"""Training shared by both families: the loop, checkpoints, mixing, objectives."""

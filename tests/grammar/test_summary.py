@@ -1,0 +1,142 @@
+"""Summary tables, per-condition intervals and plots from synthetic run directories."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaexamples.cli import main
+from metaexamples.grammar import plots, summary
+
+TYPES = ("minimal_edit", "out_of_alphabet")
+
+
+def ppl_record(grammar: str, auroc: float) -> dict:
+    split = {"excess_nll": 2.0 - auroc, "auroc": auroc, "minimal_pair_accuracy": auroc - 0.1,
+             "auroc_minimal_edit": auroc - 0.05, "n_valid": 10.0, "n_invalid": 8.0,
+             "pair_accuracy": auroc}
+    for t in TYPES:
+        split[f"auroc_{t}"] = auroc
+        split[f"pair_accuracy_{t}"] = auroc - 0.1
+    intervals = {f"test.{k}": [v - 0.05, v + 0.05] for k, v in split.items()
+                 if not k.startswith("n_")}
+    intervals["val.auroc"] = [0.0, 1.0]
+    intervals["canonical_perplexity"] = [90.0, 110.0]
+    return {"grammar": grammar, "splits": {"test": split, "val": split},
+            "canonical": {"canonical_perplexity": 100.0 + auroc, "canonical_documents": 5.0},
+            "intervals": intervals}
+
+
+def gen_record(grammar: str, rule: float) -> dict:
+    metrics = {"format_validity": 0.9, "rule_validity": rule,
+               "rule_validity_given_format": rule / 0.9, "chance_rate": 0.1,
+               "n_samples": 50.0, "length_tv_distance": None}
+    return {"grammar": grammar, "metrics": metrics,
+            "intervals": {"rule_validity": [rule - 0.1, rule + 0.1]}}
+
+
+def make_run(root, grammar, condition, seed, auroc, rule, train=True):
+    run = root / "runs" / grammar / condition / (f"seed{seed}" if seed is not None else "")
+    (run / "eval").mkdir(parents=True, exist_ok=True)
+    (run / "eval" / "perplexity_metrics.json").write_text(json.dumps(ppl_record(grammar, auroc)))
+    (run / "eval" / "generation_metrics.json").write_text(json.dumps(gen_record(grammar, rule)))
+    if train:
+        facts = {"model": "tiny-olmo", "steps": 40, "tokens_seen": 5120,
+                 "stream": {"achieved_synthetic_share": 0.1}, "wall_time_seconds": 12.5}
+        (run / "train_metrics.json").write_text(json.dumps(facts))
+        pd.DataFrame({"step": [10, 20, 30], "train_loss": [9.0, 8.0, 7.5],
+                      "eval_loss_val": [9.5, 8.5, 8.0]}).to_csv(run / "train_log.csv",
+                                                                 index=False)
+    return run
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    out = {"baseline": make_run(tmp_path, "g2", "baseline", None, 0.5, 0.0, train=False)}
+    out["runs"] = [
+        make_run(tmp_path, "g2", "examples", 0, 0.70, 0.30),
+        make_run(tmp_path, "g2", "examples", 1, 0.80, 0.50),
+        make_run(tmp_path, "g2", "meta_5pct", 0, 0.90, 0.60),
+    ]
+    return out
+
+
+def test_parse_run_dir_rejects_other_layouts(tmp_path):
+    with pytest.raises(ValueError, match="seed<N>"):
+        summary.parse_run_dir(tmp_path / "g1" / "examples")
+
+
+def test_grammar_summary_rows_and_facts(runs):
+    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"])
+    assert list(frame[["condition", "seed"]].itertuples(index=False, name=None))[0][0] \
+        == "baseline"
+    assert list(frame.columns[:9]) == ["grammar", "condition", "seed", "model", "steps",
+                                       "tokens_seen", "synthetic_share", "train_wall_seconds",
+                                       "train_tokens_per_s"]
+    ex = frame[frame["condition"] == "examples"].iloc[0]
+    assert ex["synthetic_share"] == 0.1 and ex["tokens_seen"] == 5120 and ex["steps"] == 40
+    assert ex["auroc"] == 0.7 and ex["auroc_ci_low"] == pytest.approx(0.65)
+    assert ex["rule_validity_ci_high"] == pytest.approx(0.4)
+    assert "val.auroc_ci_low" not in frame.columns and "auroc_minimal_edit" in frame.columns
+    base = frame[frame["condition"] == "baseline"].iloc[0]
+    assert base["steps"] == 0
+
+
+def test_missing_train_metrics_names_the_file(runs):
+    (runs["runs"][0] / "train_metrics.json").unlink()
+    with pytest.raises(ValueError, match="train_metrics.json: file not found"):
+        summary.grammar_summary("g2", runs["runs"], None)
+
+
+def test_by_condition_intervals_across_seeds_or_strings(runs):
+    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"])
+    table = summary.by_condition(frame, np.random.default_rng(0), resamples=200)
+    row = table[(table["condition"] == "examples") & (table["metric"] == "auroc")].iloc[0]
+    assert row["interval"] == "seeds" and row["n_seeds"] == 2
+    assert row["mean"] == pytest.approx(0.75)
+    assert 0.7 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 0.8
+    row = table[(table["condition"] == "meta_5pct") & (table["metric"] == "auroc")].iloc[0]
+    assert row["interval"] == "strings"
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.85, 0.95))
+    row = table[(table["condition"] == "meta_5pct") & (table["metric"] == "steps")].iloc[0]
+    assert row["interval"] == "none" and math.isnan(row["ci_low"])
+
+
+def test_summarize_cli_and_plots(runs, tmp_path):
+    g2 = tmp_path / "results" / "g2" / "summary.csv"
+    argv = ["summarize", "--grammar", "g2", "--baseline", str(runs["baseline"]),
+            "--runs", *map(str, runs["runs"]), "--out", str(g2)]
+    assert main(argv) == 0
+    settings = json.dumps({"evaluation": {"bootstrap_resamples": 50}})
+    total = tmp_path / "results" / "summary.csv"
+    by_cond = tmp_path / "results" / "summary_by_condition.csv"
+    assert main(["summarize", "--combine", str(g2), "--out", str(total), "--by-condition",
+                 str(by_cond), "--settings", settings]) == 0
+    assert len(pd.read_csv(total)) == 4
+    table = pd.read_csv(by_cond)
+    assert set(table["condition"]) == {"baseline", "examples", "meta_5pct"}
+    assert {"mean", "ci_low", "ci_high", "n_seeds", "interval"} <= set(table.columns)
+
+    out = tmp_path / "results" / "g2" / "plots"
+    assert main(["plot", "--summary", str(g2), "--runs", *map(str, runs["runs"]),
+                 "--out-dir", str(out), "--settings", settings]) == 0
+    for name in ("metrics_by_condition.png", "loss_curves.png", "by_negative_type.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_summarize_needs_one_mode(tmp_path):
+    assert main(["summarize", "--out", str(tmp_path / "x.csv")]) == 1
+
+
+def test_loss_plot_survives_missing_or_odd_logs(tmp_path):
+    odd = pd.DataFrame({"iteration": [1, 2], "loss": [3.0, 2.0]})
+    path = plots.plot_loss_curves({("examples", 0): odd}, "g1", tmp_path / "a.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert plots.read_train_log(tmp_path / "missing.csv") is None
+    path = plots.plot_loss_curves({}, "g1", tmp_path / "b.png")
+    assert path.is_file()
