@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import re
 from collections import Counter
 
@@ -10,16 +12,15 @@ import pytest
 
 from metaexamples.grammar.designs import (
     EMPTY_STRING,
-    WRONG_RULES,
-    WRONG_RULES_FOR,
-    _describe_instances,
-    _Restricted,
-    _wrongrule_instances,
+    Restricted,
     generate_metaexamples,
     parse_judgements,
     symbol_occurrences_ok,
     template_conflicts,
 )
+from metaexamples.grammar.designs.describe import describe_instances
+from metaexamples.grammar.designs.templates import TemplateError, Templates, load
+from metaexamples.grammar.designs.wrongrule import WRONG_RULES, WRONG_RULES_FOR, wrongrule_instances
 from metaexamples.grammar.documents import (
     GRAMMAR_NAMES,
     META_DESIGNS,
@@ -109,7 +110,7 @@ def test_describe_instances_are_labelled_correctly(grammar):
     rng = np.random.default_rng(9)
     kinds = Counter()
     for _ in range(100):
-        inst = _describe_instances(rng, grammar, FOREIGN)
+        inst = describe_instances(rng, grammar, FOREIGN)
         assert 1 <= len(inst.valid) <= 3 and len(inst.invalid) <= 2
         assert all(grammar.accepts(s) for s, _ in inst.valid)
         assert all(not grammar.accepts(s) and reason for s, reason in inst.invalid)
@@ -150,7 +151,7 @@ def test_wrongrule_instances_follow_the_wrong_rule(grammar):
     for rule_name in WRONG_RULES_FOR[grammar.name]:
         rule = WRONG_RULES[rule_name]
         for _ in range(30):
-            inst = _wrongrule_instances(rng, grammar, rule)
+            inst = wrongrule_instances(rng, grammar, rule)
             assert inst.valid and all(rule.follows(s, ALPHABET) for s, _ in inst.valid)
             assert all(not rule.follows(s, ALPHABET) for s, _ in inst.invalid)
             lengths = [len(s) for s, _ in inst.valid + inst.invalid]
@@ -248,12 +249,12 @@ def test_allowed_restricts_every_written_string(grammar):
     for row in generate_metaexamples("trace", grammar, 40, rng, **kw):
         first = re.search(r"(?:step 1|positions 1 and \d+|middle position 1) : (\S+)", row["text"])
         assert first is not None and first.group(1) != "■"
-    restricted = _Restricted(grammar, no_leading_square)
+    restricted = Restricted(grammar, no_leading_square)
     for _ in range(40):
-        inst = _describe_instances(rng, restricted, FOREIGN)
+        inst = describe_instances(rng, restricted, FOREIGN)
         assert all(no_leading_square(s) for s, _ in inst.valid + inst.invalid)
     for rule_name in WRONG_RULES_FOR[grammar.name]:
-        inst = _wrongrule_instances(rng, grammar, WRONG_RULES[rule_name], no_leading_square)
+        inst = wrongrule_instances(rng, grammar, WRONG_RULES[rule_name], no_leading_square)
         assert all(no_leading_square(s) for s, _ in inst.valid + inst.invalid)
     with pytest.raises(ValueError, match="no allowed string"):
         generate_metaexamples("trace", grammar, 1, rng, allowed=lambda s: False)
@@ -310,3 +311,23 @@ def test_small_alphabets_and_zero_min_length(design, name):
         g = make_grammar(name, alphabet, lo, hi)
         for row in generate(design, g, 15, seed=7):
             assert symbol_occurrences_ok(row["text"], alphabet + FOREIGN)
+
+
+@pytest.mark.parametrize("module", ["", ".render", ".judge"])
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(f"metaexamples.grammar.designs{module}"))
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["common", "describe", "wrongrule", "judge", "trace"])
+def test_every_design_data_file_ships_and_loads(name):
+    templates = load(name)
+    assert templates.path.endswith(f"{name}.yaml") and templates.data
+
+
+def test_a_missing_template_key_is_named_with_its_file():
+    broken = Templates("judge.yaml", {"formats": [{"template": "{seq} : {label}", "valid": "ok"}]})
+    with pytest.raises(TemplateError, match=r"judge.yaml: missing key 'headers'"):
+        broken.strings("headers")
+    with pytest.raises(TemplateError, match=r"judge.yaml: formats\[0\] needs string keys"):
+        broken.records("formats", ("template", "valid", "invalid"))
