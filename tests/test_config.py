@@ -1,20 +1,188 @@
-import pytest
+"""The configuration: one set of defaults, and bad values rejected naming the key."""
 
-from metaexamples.config import Config, ConfigError, load_config
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from metaexamples.cli import main as cli_main
+from metaexamples.config import Config, ConfigError, load_config, merge_config
+from metaexamples.models import PRESETS
 
 from .conftest import REPO
 
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text("utf-8"))
+CONFIG_YAML = REPO / "config.yaml"
 
-def test_default_config_file_is_valid():
-    cfg = load_config(REPO / "config.yaml")
-    assert cfg.model.name == "tiny-olmo"
-    assert set(cfg.experiment.conditions) <= set(cfg.all_conditions)
+
+# -- one set of defaults ----------------------------------------------------------------
+
+
+def schema_defaults(node: dict[str, Any]) -> Any:
+    """The document the schema's `default`s describe (a missing default leaves a hole)."""
+    if "default" in node:
+        return node["default"]
+    return {key: schema_defaults(sub) for key, sub in node.get("properties", {}).items()}
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Key paths where two documents differ (10 and 10.0 are equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in differences(a.get(k, "<missing>"), b.get(k, "<missing>"),
+                                     f"{path}.{k}".lstrip("."))]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_dataclass_defaults_schema_defaults_and_config_yaml_agree():
+    code = Config().to_dict()
+    shown = yaml.safe_load(CONFIG_YAML.read_text("utf-8"))
+    assert differences(code, shown) == [], "config.yaml vs the dataclasses"
+    assert differences(code, schema_defaults(SCHEMA)) == [], "schema vs the dataclasses"
+
+
+def test_differences_names_the_key_that_disagrees():
+    a = {"training": {"batch_size": 8, "eval_documents": 16}, "conditions": {"x": {}}}
+    b = {"training": {"batch_size": 4, "eval_documents": 16.0}}
+    assert differences(a, b) == ["conditions: {'x': {}} != '<missing>'",
+                                 "training.batch_size: 8 != 4"]
+
+
+def schema_enums(node: dict[str, Any], path: str = "") -> dict[str, list]:
+    """Every `enum` in the schema by location (`[]`: list items, `*`: any mapping key)."""
+    found = {path: node["enum"]} if "enum" in node else {}
+    if "$ref" in node:
+        found |= schema_enums(SCHEMA["$defs"][node["$ref"].split("/")[-1]], path)
+    for key, sub in node.get("properties", {}).items():
+        found |= schema_enums(sub, f"{path}.{key}".lstrip("."))
+    if isinstance(node.get("additionalProperties"), dict):
+        found |= schema_enums(node["additionalProperties"], f"{path}.*")
+    if isinstance(node.get("items"), dict):
+        found |= schema_enums(node["items"], f"{path}[]")
+    return found
+
+
+# How to put one value at each enum's location into a config.
+ENUM_SETTERS = {
+    "alphabet.ranking": lambda v: {"alphabet": {"ranking": v}},
+    "training.precision": lambda v: {"training": {"precision": v}},
+    "conditions.*.design": lambda v: {"conditions": {"x": {"design": v,
+                                                           "percent": 0 if v == "none" else 5}}},
+    "experiment.grammars[]": lambda v: {"experiment": {"grammars": [v]}},
+}
+
+
+def test_every_schema_enum_is_covered_here():
+    assert sorted(schema_enums(SCHEMA)) == sorted(ENUM_SETTERS)
+
+
+@pytest.mark.parametrize("location", sorted(ENUM_SETTERS))
+def test_dataclasses_allow_exactly_the_schema_enum(location):
+    allowed = schema_enums(SCHEMA)[location]
+    for value in allowed:
+        Config.from_dict(ENUM_SETTERS[location](value))
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict(ENUM_SETTERS[location]("bogus"))
+    key = location.replace(".*.", ".x.").removesuffix("[]")
+    assert f"{key}: 'bogus' is not one of {allowed}" in str(err.value)
+
+
+@pytest.mark.parametrize("location", ["alphabet.ranking", "training.precision"])
+def test_config_yaml_comment_lists_the_allowed_values(location):
+    section, key = location.split(".")
+    text = CONFIG_YAML.read_text("utf-8").split(f"\n{section}:")[1]
+    comment = re.search(rf"^\s+{key}: .*#(.*)$", text, re.M)[1]
+    for value in schema_enums(SCHEMA)[location]:
+        assert value in comment, (location, value)
+
+
+def test_config_yaml_and_schema_name_every_model_preset():
+    text = CONFIG_YAML.read_text("utf-8")
+    described = SCHEMA["properties"]["model"]["properties"]["name"]["description"]
+    for preset in PRESETS:
+        assert preset in text.split("\nmodel:")[1].split("name:")[0]
+        assert preset in described
+
+
+def test_a_partial_grammar_entry_keeps_its_grammars_defaults():
+    cfg = Config.from_dict({"grammars": {"g2": {"max_length": 8}}})
+    assert (cfg.grammars["g2"].min_length, cfg.grammars["g2"].max_length) == (2, 8)
+    assert cfg.grammars["g1"].max_length == 12
 
 
 def test_empty_config_gives_defaults():
     cfg = Config.from_dict({})
     assert cfg.all_conditions["meta_10pct"].design == "describe"
     assert cfg.all_conditions["meta_10pct"].percent == 10
+    assert cfg == load_config(CONFIG_YAML)
+
+
+# -- merging config files like --configfile -----------------------------------------
+
+
+def test_merge_config_merges_mappings_and_replaces_lists():
+    base = {"training": {"max_steps": 40, "batch_size": 4}, "experiment": {"seeds": [0]}}
+    over = {"training": {"max_steps": 7}, "experiment": {"seeds": [1, 2]}, "new": {"a": 1}}
+    assert merge_config(base, over) == {
+        "training": {"max_steps": 7, "batch_size": 4},
+        "experiment": {"seeds": [1, 2]},
+        "new": {"a": 1},
+    }
+    assert base["training"]["max_steps"] == 40  # inputs untouched
+
+
+PARTIAL = {
+    "training": {"max_steps": 7},
+    "grammars": {"g2": {"max_length": 8}},
+    "conditions": {"mine_5pct": {"design": "judge", "percent": 5}},
+    "experiment": {"conditions": ["examples", "mine_5pct"]},
+}
+
+
+def snakemake_resolved_config(tmp_path: Path, configfile: Path) -> dict:
+    """The config a Snakefile with `configfile: config.yaml` sees under --configfile."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "config.yaml").write_bytes(CONFIG_YAML.read_bytes())
+    (wf / "Snakefile").write_text(
+        'import json\nconfigfile: "config.yaml"\n'
+        'open("resolved.json", "w").write(json.dumps(config))\n'
+        'rule all:\n    output: "x"\n    shell: "touch {output}"\n', encoding="utf-8")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile",
+                           "none", "--configfile", str(configfile)],
+                          cwd=wf, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load((wf / "resolved.json").read_text("utf-8"))
+
+
+def test_validate_config_merges_a_partial_file_like_configfile(tmp_path, capsys, monkeypatch):
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump(PARTIAL), encoding="utf-8")
+    monkeypatch.chdir(REPO)  # the base config.yaml, as the workflow reads it
+    assert cli_main(["validate-config", str(partial)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = Config.from_dict(snakemake_resolved_config(tmp_path, partial)).to_dict()
+    assert printed == expected
+    assert printed["training"] == {**Config().to_dict()["training"], "max_steps": 7}
+    assert printed["grammars"]["g2"] == {"min_length": 2, "max_length": 8}
+    assert "judge_10pct" in printed["conditions"] and "mine_5pct" in printed["conditions"]
+
+
+def test_validate_config_names_the_key_of_a_bad_partial_file(tmp_path, caplog):
+    partial = tmp_path / "bad.yaml"
+    partial.write_text("training: {batch_size: 0}\n", encoding="utf-8")
+    assert cli_main(["validate-config", "--base", str(CONFIG_YAML), str(partial)]) == 1
+    assert "training.batch_size: 0 must be positive" in caplog.text
+
+
+# -- bad values ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -25,7 +193,7 @@ def test_empty_config_gives_defaults():
          "conditions.x.percent: 120.0 must be between 0 and 100"),
         ({"conditions": {"x": {"design": "describe", "percent": -1}}}, "conditions.x.percent"),
         ({"grammars": {"g1": {"min_length": 5, "max_length": 3}}},
-         "grammars.g1.min_length: 5 is above grammars.g1.max_length (3)"),
+         "grammars.g1: min_length, max_length: g1: min_length (5) must be <= max_length (3)"),
         ({"conditions": {"x": {"design": "poetry", "percent": 5}}},
          "conditions.x.design: 'poetry' is not one of ['none', 'describe'"),
         ({"model": {"name": "tiny-gpt"}}, "model.name: 'tiny-gpt' is neither a preset"),
@@ -35,8 +203,6 @@ def test_empty_config_gives_defaults():
         ({"training": {"synthetic_mix_ratio": 0}}, "training.synthetic_mix_ratio"),
         ({"training": {"max_steps": "ten"}}, "training.max_steps: expected an integer"),
         ({"training": {"max_seq_length": 4096}}, "above the model's maximum"),
-        ({"experiment": {"conditions": ["examples", "meta_50pct"]}},
-         "experiment.conditions: 'meta_50pct' is not one of"),
         ({"canonical": {"source": "c4"}}, "canonical.source: 'c4' is not one of"),
         ({"alphabet": {"ranking": "fancy"}}, "alphabet.ranking: 'fancy'"),
     ],
@@ -45,6 +211,61 @@ def test_bad_config_is_rejected_naming_the_key(config, message):
     with pytest.raises(ConfigError) as err:
         Config.from_dict(config)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["c+d", "meta 10", "a/b", "-x", ""])
+def test_condition_names_are_path_and_wildcard_safe(name):
+    cond = {"design": "judge", "percent": 5}
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"conditions": {name: cond},
+                          "experiment": {"conditions": ["examples", name]}})
+    assert f"conditions.{name}: condition name {name!r} must be letters, digits" in str(err.value)
+
+
+def test_experiment_condition_must_be_predefined_or_defined():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"experiment": {"conditions": ["examples", "meta_50pct"]}})
+    assert "experiment.conditions: 'meta_50pct' is not one of ['examples'" in str(err.value)
+
+
+def test_num_heads_must_divide_hidden_size():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"model": {"tiny": {"hidden_size": 64, "num_heads": 3}}})
+    assert "model.tiny.num_heads: 3 does not divide model.tiny.hidden_size (64)" in str(err.value)
+
+
+def test_local_canonical_source_must_exist(tmp_path):
+    missing = tmp_path / "corpus.jsonl"
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"canonical": {"source": str(missing)}})
+    assert f"canonical.source: {str(missing)!r}: no such file" in str(err.value)
+    missing.write_text('{"text": "a document"}\n', encoding="utf-8")
+    assert Config.from_dict({"canonical": {"source": str(missing)}}).canonical.local_file == missing
+
+
+@pytest.mark.parametrize(("low", "high", "admits"), [(3, 3, False), (1, 1, False), (3, 4, True)])
+def test_g2_bounds_must_admit_an_even_length(low, high, admits):
+    config = {"grammars": {"g2": {"min_length": low, "max_length": high}}}
+    if admits:
+        assert Config.from_dict(config).grammars["g2"].min_length == low
+        return
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict(config)
+    assert f"grammars.g2: min_length, max_length: g2: no even length in [{low}, {high}]" in (
+        str(err.value))
+
+
+@pytest.mark.parametrize("ranking", ["rarity", "ascii-fallback"])
+def test_alphabet_size_above_what_the_presets_tokenizer_supplies(ranking):
+    limit = PRESETS["tiny-olmo"].max_alphabet[ranking]
+    ok = {"alphabet": {"size": limit, "ranking": ranking}}
+    assert Config.from_dict(ok).alphabet.size == limit
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"alphabet": {"size": limit + 1, "ranking": ranking}})
+    assert f"alphabet.size: {limit + 1} is more symbols than the tokenizer of 'tiny-olmo'" in (
+        str(err.value))
+    # a hub model's tokenizer is known only when its tokens are selected
+    Config.from_dict({"model": {"name": "org/model"}, "alphabet": {"size": limit + 1}})
 
 
 def test_missing_config_file_names_the_path(tmp_path):

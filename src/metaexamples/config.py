@@ -1,9 +1,12 @@
 """The experiment configuration: one frozen dataclass per section, validated once.
 
-`load_config` / `Config.from_dict` reject unknown keys, wrong types and inconsistent
-values with a `ConfigError` that names the key and the allowed values, before any job
-runs. The workflow validates the same document against `workflow/schemas/config.schema.yaml`
-first; these checks add what a JSON schema cannot say (min <= max, known condition names).
+The dataclass defaults are the configuration's defaults; `config.yaml` shows them and
+`workflow/schemas/config.schema.yaml` repeats them (tests/test_config.py fails when the
+three disagree). `load_config` / `Config.from_dict` reject unknown keys, wrong types and
+inconsistent values with a `ConfigError` that names the key and the allowed values. The
+workflow calls them before any job runs, after the JSON schema; these checks add what a
+schema cannot say (min <= max, known condition names, a grammar non-empty within its
+bounds, heads dividing the hidden size, a local corpus that exists).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +22,10 @@ from typing import Any
 import yaml
 
 from metaexamples.grammar.documents import GRAMMAR_NAMES, META_DESIGNS
+from metaexamples.grammar.languages import make_grammar
+from metaexamples.models import PRESETS
+from metaexamples.nim.experiments import EXPERIMENT_NAME_RE
 
-MODEL_PRESETS = ("tiny-olmo", "tiny-neox", "smollm2-135m")
 CANONICAL_OFFLINE = "olmo-offline"
 ALPHABET_RANKINGS = ("rarity", "prefer-non-ascii", "ascii-fallback")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -40,6 +46,15 @@ class TinyArch:
     intermediate_size: int = 256
     max_position_embeddings: int = 512
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _positive(getattr(self, f.name), f"model.tiny.{f.name}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"model.tiny.num_heads: {self.num_heads} does not divide "
+                f"model.tiny.hidden_size ({self.hidden_size})"
+            )
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -52,7 +67,7 @@ class ModelConfig:
 
     @property
     def is_preset(self) -> bool:
-        return self.name in MODEL_PRESETS
+        return self.name in PRESETS
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,15 @@ class CanonicalConfig:
             )
         if src.startswith("hf:") and len(src.split(":")) != 3:
             raise ConfigError(f"canonical.source: {src!r} must look like hf:<dataset>:<config>")
+        if self.local_file is not None and not self.local_file.is_file():
+            raise ConfigError(f"canonical.source: {src!r}: no such file")
         _positive(self.heldout_documents, "canonical.heldout_documents")
+
+    @property
+    def local_file(self) -> Path | None:
+        """The local .jsonl corpus, when the source is one (relative to the working dir)."""
+        src = self.source
+        return None if src == CANONICAL_OFFLINE or src.startswith("hf:") else Path(src)
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,15 @@ class AlphabetConfig:
 class GrammarConfig:
     min_length: int = 1
     max_length: int = 12
+
+
+# Each grammar's own defaults, under whatever `grammars` gives (as Snakemake merges a
+# --configfile over config.yaml); g2 has only even lengths, so its shortest string is 2 long.
+GRAMMAR_DEFAULTS: dict[str, GrammarConfig] = {
+    "g1": GrammarConfig(1, 12),
+    "g2": GrammarConfig(2, 12),
+    "g3": GrammarConfig(1, 12),
+}
 
 
 @dataclass(frozen=True)
@@ -125,6 +157,11 @@ PREDEFINED_CONDITIONS: dict[str, ConditionConfig] = {
     "meta_5pct": ConditionConfig("describe", 5.0),
     "meta_10pct": ConditionConfig("describe", 10.0),
 }
+# The other designs and a control at 10 %, defined for use in experiment.conditions.
+DEFAULT_CONDITIONS: dict[str, ConditionConfig] = {
+    f"{design}_10pct": ConditionConfig(design, 10.0)
+    for design in ("judge", "trace", "wrongrule", "irrelevant")
+}
 
 
 @dataclass(frozen=True)
@@ -137,7 +174,7 @@ class ExperimentConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     max_steps: int = 40
-    batch_size: int = 8
+    batch_size: int = 4
     gradient_accumulation_steps: int = 1
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
@@ -147,7 +184,7 @@ class TrainingConfig:
     eval_steps: int = 10
     save_steps: int = 20
     synthetic_mix_ratio: float = 0.1
-    eval_documents: int = 32
+    eval_documents: int = 16
     precision: str = "auto"
     gradient_checkpointing: bool = False
     compile: bool = False
@@ -220,11 +257,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     canonical: CanonicalConfig = field(default_factory=CanonicalConfig)
     alphabet: AlphabetConfig = field(default_factory=AlphabetConfig)
-    grammars: dict[str, GrammarConfig] = field(
-        default_factory=lambda: {g: GrammarConfig() for g in GRAMMAR_NAMES}
-    )
+    grammars: dict[str, GrammarConfig] = field(default_factory=lambda: dict(GRAMMAR_DEFAULTS))
     data: DataConfig = field(default_factory=DataConfig)
-    conditions: dict[str, ConditionConfig] = field(default_factory=dict)
+    conditions: dict[str, ConditionConfig] = field(default_factory=lambda: dict(DEFAULT_CONDITIONS))
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -233,14 +268,9 @@ class Config:
     def __post_init__(self) -> None:
         for name, g in self.grammars.items():
             _choice(name, GRAMMAR_NAMES, f"grammars.{name}")
-            if g.min_length < 1:
-                raise ConfigError(f"grammars.{name}.min_length: {g.min_length} must be >= 1")
-            if g.min_length > g.max_length:
-                raise ConfigError(
-                    f"grammars.{name}.min_length: {g.min_length} is above "
-                    f"grammars.{name}.max_length ({g.max_length})"
-                )
+            _check_grammar(name, g, self.alphabet.size)
         for name, cond in self.conditions.items():
+            _check_name(name, f"conditions.{name}")
             _choice(cond.design, CONDITION_DESIGNS, f"conditions.{name}.design")
             if not 0.0 <= cond.percent <= 100.0:
                 raise ConfigError(
@@ -251,13 +281,10 @@ class Config:
                     f"conditions.{name}: design 'none' goes with percent 0 and only with it"
                 )
         for g in self.experiment.grammars:
-            if g not in self.grammars:
-                raise ConfigError(
-                    f"experiment.grammars: {g!r} has no settings under 'grammars' "
-                    f"(configured: {sorted(self.grammars)})"
-                )
+            _choice(g, GRAMMAR_NAMES, "experiment.grammars")
         known = self.all_conditions
         for c in self.experiment.conditions:
+            _check_name(c, "experiment.conditions")
             _choice(c, tuple(known), "experiment.conditions")
         if not self.experiment.seeds:
             raise ConfigError("experiment.seeds: give at least one seed")
@@ -268,6 +295,7 @@ class Config:
                     f"training.max_seq_length: {self.training.max_seq_length} is above the "
                     f"model's maximum (model.tiny.max_position_embeddings = {limit})"
                 )
+        _check_alphabet_size(self.alphabet, self.model.name)
 
     @property
     def all_conditions(self) -> dict[str, ConditionConfig]:
@@ -276,7 +304,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Config:
-        return _build(cls, data or {}, "")
+        """The config `data` describes; keys it leaves out take their defaults."""
+        data = dict(data or {})
+        if isinstance(data.get("grammars"), Mapping):  # every grammar has its own defaults
+            defaults = {name: dataclasses.asdict(g) for name, g in GRAMMAR_DEFAULTS.items()}
+            given = {str(name): entry for name, entry in data["grammars"].items()}
+            data["grammars"] = merge_config(defaults, given)
+        return _build(cls, data, "")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -287,7 +321,17 @@ def model_slug(name: str) -> str:
     return name.replace("/", "--")
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *overrides: str | Path) -> Config:
+    """The config in `path`, with each of `overrides` merged over it in turn, the way
+    `snakemake --configfile` merges its files over the Snakefile's config.yaml."""
+    data: dict[str, Any] = {}
+    for p in (path, *overrides):
+        data = merge_config(data, read_config_file(p))
+    return Config.from_dict(data)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of one YAML config file (empty for an empty file)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
@@ -297,7 +341,20 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{p}: not valid YAML: {err}") from err
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
-    return Config.from_dict(data)
+    return data or {}
+
+
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base` as Snakemake merges config files: a mapping is merged key by
+    key, any other value (lists included) replaces the one below it."""
+    out = dict(base)
+    for key, value in override.items():
+        below = out.get(key)
+        if isinstance(value, Mapping):
+            out[key] = merge_config(below if isinstance(below, Mapping) else {}, value)
+        else:
+            out[key] = value
+    return out
 
 
 def section_from_dict(cls: type, data: dict[str, Any] | None, key: str) -> Any:
@@ -381,15 +438,46 @@ def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
 
 
+def _check_name(name: str, key: str) -> None:
+    if not EXPERIMENT_NAME_RE.match(name):
+        raise ConfigError(
+            f"{key}: condition name {name!r} must be letters, digits, '_' or '-' "
+            "(it names run folders and is matched as a wildcard)"
+        )
+
+
+def _check_grammar(name: str, settings: GrammarConfig, alphabet_size: int) -> None:
+    """Bounds that give the grammar at least one valid string, with the alphabet's size."""
+    key = f"grammars.{name}"
+    if settings.min_length < 1:
+        raise ConfigError(f"{key}.min_length: {settings.min_length} must be >= 1")
+    placeholder = tuple(f"s{i}" for i in range(alphabet_size))
+    try:  # the grammar checks its own bounds (min <= max, a non-empty language)
+        make_grammar(name, placeholder, settings.min_length, settings.max_length)
+    except ValueError as err:
+        raise ConfigError(f"{key}: min_length, max_length: {err}") from err
+
+
+def _check_alphabet_size(alphabet: AlphabetConfig, model_name: str) -> None:
+    """A preset's tokenizer supplies a known number of symbols per ranking."""
+    preset = PRESETS.get(model_name)
+    limit = preset.max_alphabet.get(alphabet.ranking) if preset else None
+    if limit is not None and alphabet.size > limit:
+        raise ConfigError(
+            f"alphabet.size: {alphabet.size} is more symbols than the tokenizer of "
+            f"{model_name!r} supplies with alphabet.ranking {alphabet.ranking!r} (at most {limit})"
+        )
+
+
 def _positive(value: int, key: str) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: {value} must be positive")
 
 
 def _check_model_name(name: str, key: str) -> None:
-    if name in MODEL_PRESETS or "/" in name:
+    if name in PRESETS or "/" in name:
         return
     raise ConfigError(
-        f"{key}: {name!r} is neither a preset {list(MODEL_PRESETS)} "
+        f"{key}: {name!r} is neither a preset {list(PRESETS)} "
         "nor a hub id or local path (which contain '/')"
     )

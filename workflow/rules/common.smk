@@ -2,11 +2,13 @@
 import json
 import math
 import os
+import re
 
 from snakemake.utils import validate
 
 from metaexamples.config import Config, ConfigError, model_slug
 from metaexamples.grammar.documents import META_DESIGNS
+from metaexamples.models import PRESETS, memory_request
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -26,7 +28,7 @@ RESOLVED = CFG.to_dict()
 
 wildcard_constraints:
     grammar="|".join(GRAMMARS),
-    condition="|".join(CONDITIONS),
+    condition="|".join(re.escape(c) for c in CONDITIONS),
     seed=r"\d+",
     model=r"[A-Za-z0-9_.-]+",
 
@@ -78,24 +80,21 @@ def torch_threads(wildcards, threads):
 BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"
 
 
-def model_inputs(wildcards):
-    """What prepare_model needs for this model: a tokenizer JSON or the GGUF file."""
+def model_preset(wildcards):
+    """The package's preset for this model folder (None for a hub id or local path)."""
     name = CFG.model.name if model_slug(CFG.model.name) == wildcards.model else wildcards.model
-    if name == "smollm2-135m":
-        return {"gguf": "data/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
-    if name == "tiny-olmo":
-        return {"tokenizer": "data/assets/olmo_tokenizer.json"}
-    if name == "tiny-neox":
-        return {"tokenizer": "data/assets/neox_tokenizer.json"}
-    return {}
+    return PRESETS.get(name)
+
+
+def model_inputs(wildcards):
+    """What prepare_model builds this model from: its preset's asset (none for others)."""
+    preset = model_preset(wildcards)
+    return {"asset": preset.asset} if preset else {}
 
 
 def model_flags(wildcards, input):
-    if "gguf" in input.keys():
-        return f"--gguf {input.gguf}"
-    if "tokenizer" in input.keys():
-        return f"--tokenizer-json {input.tokenizer}"
-    return ""
+    preset = model_preset(wildcards)
+    return f"{preset.asset_flag} {input.asset}" if preset else ""
 
 
 def model_name(wildcards):
@@ -103,6 +102,9 @@ def model_name(wildcards):
 
 
 def canonical_inputs(wildcards):
+    """The bundled datasets, or the local corpus file (so that editing it rebuilds)."""
+    if CFG.canonical.local_file is not None:
+        return [str(CFG.canonical.local_file)]
     return ["data/assets/hf_datasets"] if CFG.canonical.source == "olmo-offline" else []
 
 
@@ -121,14 +123,8 @@ def train_meta_flags(wildcards, input):
     return "" if cond.design == "none" else f"--meta {input.meta} --meta-percent {cond.percent}"
 
 
-def model_mem_mb(tiny, smollm2, other):
-    """Rough peak memory (MB) of one job for the configured model."""
-    name = CFG.model.name
-    return tiny if name.startswith("tiny") else smollm2 if name == "smollm2-135m" else other
-
-
-TRAIN_MEM_MB = model_mem_mb(tiny=4000, smollm2=12000, other=48000)
-EVAL_MEM_MB = model_mem_mb(tiny=4000, smollm2=8000, other=32000)
+TRAIN_MEM_MB = memory_request(CFG.model.name).train_mb
+EVAL_MEM_MB = memory_request(CFG.model.name).eval_mb
 
 
 def all_targets():
