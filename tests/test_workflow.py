@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from metaexamples.models import PRESETS
+
 from .conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -74,12 +76,100 @@ def test_invalid_config_is_rejected_before_any_job(override, message):
     assert "Job stats" not in proc.stdout
 
 
+def _conditions(name: str) -> dict:
+    return {"conditions": {name: {"design": "judge", "percent": 5}},
+            "experiment": {"conditions": ["examples", name]}}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (_conditions("c+d"), "conditions.c+d: condition name 'c+d' must be letters, digits"),
+        (_conditions("meta 10"), "conditions.meta 10: condition name 'meta 10' must be"),
+        (_conditions("a/b"), "conditions.a/b: condition name 'a/b' must be"),
+        ({"experiment": {"conditions": ["examples", "judge_5pct"]}},
+         "experiment.conditions: 'judge_5pct' is not one of ['examples', 'meta_1pct'"),
+        ({"model": {"tiny": {"num_heads": 3}}},
+         "model.tiny.num_heads: 3 does not divide model.tiny.hidden_size (64)"),
+        ({"canonical": {"source": "no/such/corpus.jsonl"}},
+         "canonical.source: 'no/such/corpus.jsonl': no such file"),
+        ({"grammars": {"g2": {"min_length": 3, "max_length": 3}}},
+         "grammars.g2: min_length, max_length: g2: no even length in [3, 3]"),
+        ({"alphabet": {"size": 44}},
+         "alphabet.size: 44 is more symbols than the tokenizer of 'tiny-olmo' supplies"),
+    ],
+    ids=["plus", "space", "slash", "undefined", "heads", "corpus", "g2-odd", "alphabet"],
+)
+def test_bad_configfile_is_rejected_before_any_job_naming_the_key(tmp_path, config, message):
+    configfile = tmp_path / "bad.yaml"
+    configfile.write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = snakemake("-n", "--configfile", str(configfile))
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "Job stats" not in proc.stdout
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_prepare_model_builds_each_preset_from_its_asset(name):
+    """The workflow takes each preset's asset and memory request from the package."""
+    preset = PRESETS[name]
+    target = "results/runs/g1/examples/seed0/train_metrics.json"
+    proc = snakemake(f"data/models/{name}", target, "-n", "-F", "-p",
+                     "--config", f"model={{'name': '{name}'}}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "metaexamples prepare-model" in proc.stdout
+    assert f"{preset.asset_flag} {preset.asset} --out-dir data/models/{name}" in proc.stdout
+    train = proc.stdout.split("rule train:")[1].split("\n\n")[0]
+    assert f"mem_mb={preset.memory.train_mb}" in train, train
+
+
+@pytest.fixture
+def bare_workdir(tmp_path):
+    """A copy of the workflow files alone (no assets: for jobs that need none)."""
+    import shutil
+
+    for name in ("Snakefile", "config.yaml", "workflow", "envs", "profiles"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+def test_local_corpus_is_an_input_and_a_failed_jobs_log_is_shown(bare_workdir):
+    corpus = bare_workdir / "corpus.jsonl"
+    corpus.write_text('{"text": "first document"}\n{not json\n', encoding="utf-8")
+    (bare_workdir / "local.yaml").write_text(
+        "canonical: {source: corpus.jsonl, heldout_documents: 1, min_chars: 1}\n")
+    run = ("data/canonical/train.jsonl", "--cores", "1", "--configfile", "local.yaml")
+    proc = snakemake(*run, "-n", cwd=bare_workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "input: corpus.jsonl" in proc.stdout.split("rule build_canonical:")[1]
+    # the job fails; the default workflow profile prints its log, with the error in it
+    proc = snakemake(*run, cwd=bare_workdir)
+    assert proc.returncode != 0
+    shown = proc.stdout + proc.stderr
+    assert "Logfile logs/build_canonical.log:" in shown
+    assert "corpus.jsonl:2: not valid JSON" in shown
+    proc = snakemake(*run, "--workflow-profile", "none", cwd=bare_workdir)
+    assert "corpus.jsonl:2: not valid JSON" not in proc.stdout + proc.stderr
+    # a good corpus builds; editing it rebuilds
+    corpus.write_text("".join(f'{{"text": "document {i}"}}\n' for i in range(4)))
+    proc = snakemake(*run, cwd=bare_workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = snakemake(*run, "-n", cwd=bare_workdir)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    with corpus.open("a", encoding="utf-8") as fh:
+        fh.write('{"text": "document 4"}\n')
+    proc = snakemake(*run, "-n", cwd=bare_workdir)
+    assert planned_jobs(proc.stdout) == {"build_canonical": 1}
+    assert "Updated input files: corpus.jsonl" in proc.stdout
+
+
 @pytest.fixture
 def workdir(tmp_path, olmo_tokenizer_json, arrow_dir):
     """A copy of the workflow with the (already fetched) offline assets linked in."""
     import shutil
 
-    for name in ("Snakefile", "config.yaml", "workflow", ".test", "envs"):
+    for name in ("Snakefile", "config.yaml", "workflow", ".test", "envs", "profiles"):
         src = REPO / name
         copy = shutil.copytree if src.is_dir() else shutil.copy
         copy(src, tmp_path / name)
