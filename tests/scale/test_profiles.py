@@ -8,16 +8,19 @@ Dry runs need no GPU and no Slurm cluster.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from ..conftest import REPO
 
@@ -103,7 +106,9 @@ def assert_olmo_matrix(proc, expected: dict[str, int] = DEFAULT_TARGET) -> dict[
 
 def test_lambda_dry_run_plans_the_olmo_matrix_without_a_gpu(clone):
     proc = snakemake(clone, "--profile", "lambda", "-n")
-    assert "Using profile lambda" in proc.output
+    # the profile, and the default workflow profile (profiles/default) under it
+    assert "Using profiles lambda and workflow specific profile profiles/default" in (
+        proc.output)
     assert "no GPU budget offered" in proc.output  # no nvidia-smi here, and it says so
     assert_olmo_matrix(proc)
 
@@ -197,7 +202,9 @@ def test_lambda_without_nvidia_smi_fails_clearly_at_start(clone):
 def test_slurm_dry_run_plans_the_olmo_matrix_without_a_cluster(clone):
     require_slurm_plugin()
     proc = snakemake(clone, "--profile", "slurm", "-n")
-    assert "Using profile slurm" in proc.output
+    # the profile, and the default workflow profile (profiles/default) under it
+    assert "Using profiles slurm and workflow specific profile profiles/default" in (
+        proc.output)
     assert_olmo_matrix(proc)
     assert "slurm_partition=cpu" in proc.output
     assert re.search(r"rule build_canonical:(?:.|\n)*?resources: .*runtime=240", proc.output)
@@ -247,21 +254,54 @@ def _project() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+def _pins(lines: list[str]) -> dict[str, Version]:
+    """{normalised name: version} of `name==version` lines (others are not pins)."""
+    reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    return {canonicalize_name(r.name): Version(next(iter(r.specifier)).version)
+            for r in reqs if len(r.specifier) == 1 and next(iter(r.specifier)).operator == "=="}
 
 
-def test_conda_env_matches_the_python_requirements():
+CONSTRAINTS = (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_constraints_pin_every_requirement_within_its_range():
+    pins = _pins(CONSTRAINTS)
+    assert len(pins) == sum(1 for line in CONSTRAINTS if line and not line.startswith("#"))
+    project = _project()
+    extras = [r for reqs in project["optional-dependencies"].values() for r in reqs]
+    for line in (*project["dependencies"], *extras):
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"constraints.txt does not pin {name}"
+        assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {req}"
+    assert pins["torch"] == Version("2.13.0")
+
+
+def test_the_installed_versions_are_the_pinned_ones():
+    """What the suite runs on is what constraints.txt installs (the hub extra aside)."""
+    wrong = {}
+    for name, pinned in _pins(CONSTRAINTS).items():
+        try:
+            installed = Version(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            continue
+        if installed.public != pinned.public:  # 2.13.0+cpu is torch 2.13.0
+            wrong[name] = f"{installed} installed, {pinned} pinned"
+    assert not wrong, wrong
+
+
+def test_conda_env_pins_the_same_versions_as_constraints():
     env = yaml.safe_load((REPO / "envs" / "metaexamples.yaml").read_text(encoding="utf-8"))
     deps = env["dependencies"]
     assert "python=3.11" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    pinned = {_name(r): r for r in pip}
-    project = _project()
-    missing = {_name(r) for r in project["dependencies"]} - set(pinned)
-    assert not missing, f"envs/metaexamples.yaml lacks {sorted(missing)}"
-    assert pinned["torch"] == "torch==2.13.0"
-    assert all("==" in r for n, r in pinned.items() if n != "datasets"), pinned
+    pinned = _pins(pip)
+    assert len(pinned) == len(pip), f"unpinned in envs/metaexamples.yaml: {pip}"
+    constraints = _pins(CONSTRAINTS)
+    assert {n: v for n, v in pinned.items() if constraints.get(n) != v} == {}
+    needed = {canonicalize_name(Requirement(r).name)
+              for r in (*_project()["dependencies"], *_project()["optional-dependencies"]["hub"])}
+    assert needed <= set(pinned), f"envs/metaexamples.yaml lacks {sorted(needed - set(pinned))}"
     deploy = REPO / "envs" / "metaexamples.post-deploy.sh"
     assert os.access(deploy, os.X_OK)
     assert "pip install --no-deps --no-build-isolation -e ." in deploy.read_text()
@@ -296,14 +336,3 @@ def test_sdm_conda_dry_run(clone, tmp_path):
     proc = snakemake(tmp_path / "wf", "--sdm", "conda", "-n", "--cores", "1", extra_path=extra)
     assert proc.returncode == 0, proc.output[-4000:]
     assert re.search(r"Conda environment .*envs/metaexamples\.yaml will be created", proc.output)
-
-
-def test_scale_checks_are_wired_into_the_workflow():
-    assert 'include: "workflow/rules/scale.smk"' in (REPO / "Snakefile").read_text(), (
-        "the Snakefile must include workflow/rules/scale.smk (start-up GPU/Slurm checks)")
-
-
-def test_slurm_plugin_is_an_optional_dependency():
-    extras = _project().get("optional-dependencies", {})
-    assert any(r.startswith("snakemake-executor-plugin-slurm>=2.7.1")
-               for r in extras.get("slurm", [])), json.dumps(extras)
