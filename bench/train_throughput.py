@@ -2,7 +2,7 @@
 
 CPU comparison (default), in one process on the same model, data and machine:
 
-- ours: `metaexamples.training.trainer.train_lm`, the real entry point, with the mix counted in
+- ours: `metaexamples.training.lm.train_lm`, the real entry point, with the mix counted in
   tokens and every batch packed into full `seq_len` rows (no padding);
 - seed: Hugging Face `Trainer` over a per-document interleave (each next document is
   synthetic with probability `--ratio`, as `datasets.interleave_datasets(probabilities=
@@ -182,7 +182,7 @@ def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) 
 
 def run_ours(model_dir: Path, canonical: list[str], synthetic: list[str], args,
              work: Path) -> dict:
-    from metaexamples.training.trainer import LMInputs, train_lm
+    from metaexamples.training.lm import LMInputs, train_lm
 
     write_jsonl(work / "canonical.jsonl", ({"text": t} for t in canonical))
     write_jsonl(work / "synthetic.jsonl", ({"text": t} for t in synthetic))
@@ -279,7 +279,7 @@ def olmo1b_benchmark(args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForCausalLM, OlmoConfig
 
-    from metaexamples.training.trainer import LoopSettings, Progress, prepare_training, train_loop
+    from metaexamples.training.loop import LoopSettings, Progress, prepare_training, train_loop
 
     if not torch.cuda.is_available():
         raise SystemExit("--olmo1b-shape needs a CUDA device")

@@ -27,8 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from metaexamples.nim.seam import check_seam
     from metaexamples.scale.runtime import set_threads
-    from metaexamples.training.trainer import train_prompt_completion
+    from metaexamples.training.prompted import train_prompt_completion
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
         "nim.training"]
@@ -39,4 +40,5 @@ def run(args: argparse.Namespace) -> None:
     train_prompt_completion(
         args.model_id, [r["prompt"] for r in rows], [r["answer"] for r in rows], cfg,
         seed=args.seed, out_dir=args.out_dir, names=names, max_len=args.max_len,
+        check_seam=check_seam,
     )

@@ -73,7 +73,7 @@ def _kill_after(step: int):
 
 def run(args: argparse.Namespace) -> None:
     from metaexamples.scale.runtime import set_threads
-    from metaexamples.training.trainer import LMInputs, train_lm
+    from metaexamples.training.lm import LMInputs, train_lm
 
     cfg = training_settings(args)
     set_threads(args.threads)

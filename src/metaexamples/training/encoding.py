@@ -1,6 +1,6 @@
-"""Prompt/completion training data and the decoupled L2-SP anchor (the Nim family's needs).
+"""Training examples as token ids: prompt/completion pairs, plain documents, padded batches.
 
-Three defects of the seed workspace are designed out here (DESIGN.md §3, Nim 2-4):
+Two defects of the seed workspace are designed out here (DESIGN.md §3, Nim 2-3):
 
 - Prompt masking is decided on the tokens of the FULL sequence: the prompt's own tokens
   must be a prefix of ``tokenize(prompt + completion)``; if the seam merges characters
@@ -8,9 +8,6 @@ Three defects of the seed workspace are designed out here (DESIGN.md §3, Nim 2-
 - Padding is masked twice over: ``attention_mask`` is 0 and ``labels`` is -100 on every
   padded position, decided from the sequence lengths, never from token ids (so a tokenizer
   whose pad id equals its EOS id is still correct).
-- The anchor toward the initial weights is a decoupled pull applied after the optimizer
-  step, ``θ ← θ − lr·λ·(θ − θ₀)``, and which parameters it spares is decided by the type of
-  the module that owns them (normalisation layers of any architecture), not by name.
 
     >>> import torch
     >>> batch = pad_batch([Encoded([5, 6, 7], [-100, 6, 7]), Encoded([5, 8], [-100, 8])], 0)
@@ -20,26 +17,19 @@ Three defects of the seed workspace are designed out here (DESIGN.md §3, Nim 2-
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from metaexamples.nim.seam import check_seam
-
 IGNORE_INDEX = -100
+EVAL_MAX_TOKENS = 2048  # padded tokens per evaluation batch (bounds the logits' memory)
 
-# Normalisation layers: torch's own, plus architecture-specific classes that do not derive
-# from them (transformers' LlamaRMSNorm, OlmoLayerNorm, T5LayerNorm, Qwen2RMSNorm, ...),
-# recognised by their class name.
-NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.batchnorm._NormBase,
-)
-_NORM_CLASS = re.compile(r"(Layer|RMS|Group|Batch|Instance)Norm")
-
+# Diagnoses a prompt/completion seam: (tokenizer, prompt, completion, name) -> raises
+# ValueError naming where the tokens of prompt + completion stop extending the prompt's.
+SeamCheck = Callable[[Any, str, str, str], object]
 
 @dataclass(frozen=True)
 class Encoded:
@@ -55,16 +45,19 @@ def encode_prompt_completion(
     *,
     name: str = "example",
     add_eos: bool = True,
+    check_seam: SeamCheck | None = None,
 ) -> Encoded:
     """Tokenise ``prompt + completion`` (+ EOS); labels are -100 on the prompt's tokens.
 
     No special tokens are added except the trailing EOS (evaluation must tokenise prompts
     the same way: ``add_special_tokens=False``). Raises ValueError naming `name` when the
     prompt's tokens are not a prefix of the full sequence, when the completion adds no
-    token, or when the sequence is longer than `max_len`.
+    token, or when the sequence is longer than `max_len`. A family's `check_seam`, when
+    given, is called first on a bad seam to say where the tokens diverge.
     """
     return encode_prompt_completions(
-        tokenizer, [prompt], [completion], max_len, names=[name], add_eos=add_eos
+        tokenizer, [prompt], [completion], max_len, names=[name], add_eos=add_eos,
+        check_seam=check_seam,
     )[0]
 
 
@@ -76,6 +69,7 @@ def encode_prompt_completions(
     *,
     names: Sequence[str] | None = None,
     add_eos: bool = True,
+    check_seam: SeamCheck | None = None,
 ) -> list[Encoded]:
     """`encode_prompt_completion` for many examples, with two batched tokenizer calls."""
     if len(prompts) != len(completions):
@@ -93,12 +87,20 @@ def encode_prompt_completions(
     ):
         n = len(p_ids)
         if f_ids[:n] != p_ids or len(f_ids) == n:
-            check_seam(tokenizer, prompt, completion, example=name)  # raises, naming the seam
+            if check_seam is not None:
+                check_seam(tokenizer, prompt, completion, name)  # raises, naming the seam
+            raise ValueError(_seam_problem(name, completion, prefix=f_ids[:n] == p_ids))
         ids = [*f_ids, *eos]
         if len(ids) > max_len:
             raise ValueError(f"{name}: {len(ids)} tokens, more than the maximum of {max_len}")
         out.append(Encoded(ids, [IGNORE_INDEX] * n + ids[n:]))
     return out
+
+
+def _seam_problem(name: str, completion: str, *, prefix: bool) -> str:
+    if prefix:
+        return f"{name}: the completion {completion!r} adds no token after the prompt"
+    return f"{name}: the prompt's tokens are not a prefix of the tokens of prompt + completion"
 
 
 def encode_documents(
@@ -126,55 +128,27 @@ def pad_batch(examples: Sequence[Encoded], pad_token_id: int | None) -> dict[str
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
-def is_norm_module(module: nn.Module) -> bool:
-    """A normalisation layer of any architecture, decided by the module's type."""
-    if isinstance(module, NORM_TYPES):
-        return True
-    return any(_NORM_CLASS.search(cls.__name__) for cls in type(module).__mro__)
+def eval_batches(
+    examples: Sequence[Encoded], pad_token_id: int | None, max_tokens: int = EVAL_MAX_TOKENS
+) -> list[dict[str, torch.Tensor]]:
+    """Padded batches of at most `max_tokens` positions, longest examples first."""
+    ordered = sorted(examples, key=lambda e: len(e.input_ids), reverse=True)
+    batches, group = [], []
+    for e in ordered:
+        if group and (len(group) + 1) * len(group[0].input_ids) > max_tokens:
+            batches.append(pad_batch(group, pad_token_id))
+            group = []
+        group.append(e)
+    if group:
+        batches.append(pad_batch(group, pad_token_id))
+    return batches
 
 
-def anchor_exclusions(model: nn.Module, exclude_biases: bool = True) -> set[str]:
-    """Names of the parameters the anchor leaves alone.
+class PadCollate:
+    """Pads prompt/completion examples with the tokenizer's pad id (picklable for workers)."""
 
-    Every parameter owned by a normalisation module (see `is_norm_module`) and, with
-    `exclude_biases`, every module's own ``bias`` parameter.
-    """
-    excluded: set[str] = set()
-    for module_name, module in model.named_modules():
-        norm = is_norm_module(module)
-        for pname, param in module.named_parameters(recurse=False):
-            if norm or (exclude_biases and param is getattr(module, "bias", None)):
-                excluded.add(f"{module_name}.{pname}" if module_name else pname)
-    return excluded
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.pad_token_id = tokenizer.pad_token_id
 
-
-class L2SPAnchor:
-    """Decoupled L2-SP: after each optimizer step pull θ toward its initial value θ₀.
-
-    ``apply(lr)`` does ``θ ← θ − lr·λ·(θ − θ₀)`` on every anchored parameter, outside the
-    optimizer, so Adam's preconditioner does not rescale the pull (a coupled penalty
-    added to the loss would be).
-    """
-
-    def __init__(self, model: nn.Module, weight: float, *, exclude_biases: bool = True) -> None:
-        if weight < 0:
-            raise ValueError(f"l2sp_weight: {weight} must be >= 0")
-        self.weight = weight
-        self.excluded = anchor_exclusions(model, exclude_biases)
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.names = [n for n, _ in named if n not in self.excluded]
-        self.params = [p for n, p in named if n not in self.excluded]
-        self.initial = [p.detach().clone() for p in self.params]
-
-    @torch.no_grad()
-    def apply(self, lr: float) -> None:
-        if self.weight == 0 or not self.params:
-            return
-        for param, initial in zip(self.params, self.initial, strict=True):
-            param.lerp_(initial, lr * self.weight)
-
-    @torch.no_grad()
-    def distance(self) -> float:
-        """‖θ − θ₀‖ over the anchored parameters."""
-        pairs = zip(self.params, self.initial, strict=True)
-        return sum(float(((p - p0).float() ** 2).sum()) for p, p0 in pairs) ** 0.5
+    def __call__(self, examples: list[Encoded]) -> dict[str, torch.Tensor]:
+        return pad_batch(examples, self.pad_token_id)

@@ -1,0 +1,184 @@
+"""The language-model entry (grammar runs): `train_lm`.
+
+A packed token stream from `mixing.build_stream`; loss and perplexity on the grammar's
+valid val strings and on held-out canonical documents every `eval_steps`; resumable
+checkpoints (`checkpoints`) in ``{checkpoint_root}/{run_key}/step-N/``, removed once the
+run's outputs are written (`keep_checkpoints` keeps them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from metaexamples.config import TrainingConfig
+from metaexamples.io import write_json, write_text
+from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
+from metaexamples.training.checkpoints import (
+    latest_checkpoint,
+    path_digest,
+    run_key,
+    save_checkpoint,
+)
+from metaexamples.training.encoding import encode_documents, eval_batches
+from metaexamples.training.loop import (
+    LoopSettings,
+    Progress,
+    estimate_loss,
+    make_accelerator,
+    prepare_training,
+    train_loop,
+)
+from metaexamples.training.mixing import Pool, build_stream
+from metaexamples.training.run_files import check_seq_len, common_metrics, history_csv, read_texts
+
+log = get_logger(__name__)  # logs on the main process only
+
+def _lm_batch(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    ids = torch.stack(rows)
+    return {"input_ids": ids, "labels": ids}
+
+
+@dataclass(frozen=True)
+class LMInputs:
+    model_dir: Path
+    corpus: Path
+    canonical: Path
+    canonical_heldout: Path | None = None
+    eval_data: Path | None = None
+    meta: Path | None = None
+    meta_percent: float = 0.0
+
+    def files(self) -> dict[str, Path]:
+        named = {"model": self.model_dir, "corpus": self.corpus, "canonical": self.canonical,
+                 "canonical_heldout": self.canonical_heldout, "eval_data": self.eval_data,
+                 "meta": self.meta if self.meta_percent > 0 else None}
+        return {k: Path(v) for k, v in named.items() if v is not None}
+
+
+def train_lm(
+    inputs: LMInputs,
+    cfg: TrainingConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    checkpoint_root: Path,
+    keep_checkpoints: bool = False,
+    after_step: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Train one grammar run; write ``model/``, ``train_metrics.json``, ``train_log.csv``
+    and ``config.json`` under `out_dir`; return the metrics."""
+    started = time.perf_counter()
+    accelerator, precision = make_accelerator(cfg.precision, cfg.gradient_accumulation_steps)
+    set_seed(seed)
+
+    # Everything that can be wrong with the inputs fails here, before any output exists.
+    if not 0.0 <= inputs.meta_percent <= 100.0:
+        raise ValueError(f"meta_percent: {inputs.meta_percent} must be between 0 and 100")
+    if inputs.meta_percent > 0 and inputs.meta is None:
+        raise ValueError(f"meta_percent is {inputs.meta_percent} but no --meta file was given")
+    check_seq_len(inputs.model_dir, cfg.max_seq_length, "training.max_seq_length")
+    corpus = read_texts(inputs.corpus)
+    canonical = read_texts(inputs.canonical)
+    meta = read_texts(inputs.meta) if inputs.meta is not None and inputs.meta_percent > 0 else None
+    val = read_texts(inputs.eval_data, valid_only=True) if inputs.eval_data else []
+    heldout = (read_texts(inputs.canonical_heldout)[: cfg.eval_documents]
+               if inputs.canonical_heldout else [])
+    digests = {name: path_digest(p) for name, p in inputs.files().items()}
+    settings = {"training": dataclasses.asdict(cfg), "seed": seed,
+                "meta_percent": inputs.meta_percent, "precision": precision,
+                "num_processes": accelerator.num_processes}
+    key = run_key(settings, digests)
+    ckpt_dir = Path(checkpoint_root) / key
+    resume = latest_checkpoint(ckpt_dir)
+
+    tokenizer = load_tokenizer(inputs.model_dir)
+    n_sequences = (cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation_steps
+                   * accelerator.num_processes)
+    stream = build_stream(
+        tokenizer, Pool(canonical, str(inputs.canonical)), Pool(corpus, str(inputs.corpus)),
+        Pool(meta, str(inputs.meta)) if meta else None,
+        synthetic_mix_ratio=cfg.synthetic_mix_ratio, meta_percent=inputs.meta_percent,
+        n_sequences=n_sequences, seq_len=cfg.max_seq_length, seed=seed,
+    )
+    seq_len = cfg.max_seq_length
+    eval_sets = {name: eval_batches(encode_documents(tokenizer, texts, seq_len),
+                                    tokenizer.pad_token_id)
+                 for name, texts in (("val", val), ("canonical", heldout)) if texts}
+
+    model = load_model(inputs.model_dir)
+    log.info("run %s: %d steps x %d sequences x %d tokens = %d tokens; %d parameters; %s, %s",
+             key, cfg.max_steps, n_sequences // cfg.max_steps, seq_len, n_sequences * seq_len,
+             sum(p.numel() for p in model.parameters()), accelerator.device, precision)
+    loader = DataLoader(stream.tokens, batch_size=cfg.batch_size, shuffle=False,
+                        collate_fn=_lm_batch)
+    loop = LoopSettings.from_training(cfg)
+    model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
+                                                                   loop)
+    progress = Progress()
+    if resume is not None:
+        accelerator.load_state(str(resume[0]))
+        progress = resume[1]
+        log.info("resuming from %s (step %d of %d)", resume[0], progress.step, cfg.max_steps)
+    resumed_from = progress.step
+    if accelerator.is_main_process and ckpt_dir.is_dir():
+        for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a kill during a save
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def evaluate() -> dict[str, float]:
+        net = accelerator.unwrap_model(model, keep_torch_compile=False)
+        out = {}
+        for name, batches in eval_sets.items():
+            loss = estimate_loss(net, batches, accelerator)
+            out |= {f"{name}_loss": loss, f"{name}_ppl": math.exp(min(loss, 50.0))}
+        return out
+
+    def save(p: Progress) -> None:
+        if p.step < cfg.max_steps:  # the outputs written next make a final one redundant
+            save_checkpoint(accelerator, ckpt_dir, p)
+
+    progress = train_loop(
+        accelerator, model, optimizer, scheduler, loader, loop, progress,
+        evaluate=evaluate, save=save, anchor=anchor, after_step=after_step,
+        tensorboard_dir=Path(out_dir) / "tensorboard",
+    )
+
+    final = progress.history[-1]
+    metrics = common_metrics(accelerator, precision, progress, time.perf_counter() - started)
+    metrics |= {
+        "achieved_synthetic_share": stream.manifest["achieved_synthetic_share"],
+        "stream": stream.manifest,
+        "resumed_from_step": resumed_from,
+        "run_key": key,
+        **{f"final_{k}": final.get(k) for k in ("val_loss", "val_ppl", "canonical_loss",
+                                                 "canonical_ppl")},
+    }
+    resolved = {**settings, "run_key": key, "input_sha256": digests,
+                "inputs": {k: str(v) for k, v in inputs.files().items()}}
+    if accelerator.is_main_process:
+        out_dir = Path(out_dir)
+        info = {**model_info(inputs.model_dir), "base_model": str(inputs.model_dir),
+                "run_key": key, "train_steps": progress.step}
+        save_model_dir(out_dir / "model", accelerator.unwrap_model(model, keep_torch_compile=False),
+                       tokenizer, info)
+        write_text(out_dir / "train_log.csv", history_csv(progress.history))
+        write_json(out_dir / "config.json", resolved)
+        write_json(out_dir / "train_metrics.json", metrics)
+        if not keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        log.info("wrote %s: %d steps, %d tokens, %.0f tok/s, synthetic share %.4f", out_dir,
+                 progress.step, progress.tokens, metrics["tokens_per_s"],
+                 metrics["achieved_synthetic_share"])
+    accelerator.wait_for_everyone()
+    return metrics

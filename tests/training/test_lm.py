@@ -1,0 +1,62 @@
+"""The language-model entry: a grammar run's outputs, and bad input named before any output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from metaexamples import cli
+
+
+def test_outputs_of_a_run(train_args, tmp_path, restore_threads):
+    out = tmp_path / "run"
+    assert cli.main(train_args(out, tmp_path / "ckpt")) == 0
+    assert sorted(p.name for p in out.iterdir() if p.name != "tensorboard") == [
+        "config.json", "model", "train_log.csv", "train_metrics.json"]
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    assert type(model).__name__ == "OlmoForCausalLM"
+    m = json.loads((out / "train_metrics.json").read_text())
+    for key in ("steps", "tokens_seen", "achieved_synthetic_share", "stream", "wall_time_s",
+                "tokens_per_s", "final_train_loss", "final_val_loss", "final_val_ppl",
+                "final_canonical_loss", "final_canonical_ppl", "device", "precision"):
+        assert m[key] is not None, key
+    assert m["precision"] == "fp32" and m["device"] == "cpu"
+    assert m["achieved_synthetic_share"] == m["stream"]["achieved_synthetic_share"]
+    assert m["stream"]["pools"]["meta"]["documents"] >= 1
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 3, 6]
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["max_steps"] == 6 and config["run_key"] == m["run_key"]
+    assert set(config["input_sha256"]) == {"model", "corpus", "canonical", "canonical_heldout",
+                                           "eval_data", "meta"}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--max-seq-length", "512"), "training.max_seq_length: 512 is above the model's maximum"),
+    (("--synthetic-mix-ratio", "1.0"), "training.synthetic_mix_ratio: 1.0 must be in"),
+    (("--synthetic-mix-ratio", "0"), "training.synthetic_mix_ratio: 0.0 must be in"),
+])
+def test_bad_settings_are_named_and_nothing_is_written(train_args, tmp_path,
+                                                       restore_threads, caplog, extra, message):
+    out = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(train_args(out, tmp_path / "c", *extra)) == 1
+    assert message in caplog.text
+    assert not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_empty_corpus_is_named_and_nothing_is_written(train_args, lm_data, tmp_path,
+                                                      restore_threads, caplog):
+    data = {**lm_data, "train": lm_data["empty"]}
+    out = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(train_args(out, tmp_path / "c", data=data)) == 1
+    assert f"{lm_data['empty']}: file is empty" in caplog.text
+    assert not out.exists()
+
+

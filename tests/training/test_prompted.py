@@ -1,0 +1,57 @@
+"""The prompt/completion entry: epochs of batches, checkpoints per epoch, seams."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+from transformers import AutoModelForCausalLM
+
+from metaexamples import cli
+from metaexamples.io import write_jsonl
+from metaexamples.training.prompted import epoch_batches
+
+
+def test_epoch_batches_cover_every_example_once_per_epoch():
+    batches = epoch_batches(10, 4, 3, seed=1)
+    assert [len(b) for b in batches] == [4, 4, 2] * 3
+    for epoch in range(3):
+        assert sorted(i for b in batches[3 * epoch : 3 * epoch + 3] for i in b) == list(range(10))
+    assert batches[:3] != batches[3:6]
+    assert batches == epoch_batches(10, 4, 3, seed=1)
+
+
+
+def test_nim_train_writes_checkpoints_per_epoch_and_final(tiny_neox_dir, tmp_path,
+                                                          restore_threads):
+    rows = [{"id": i, "prompt": f"Nim with {n} coins, take 1 to 3. Your move:",
+             "answer": f" take {n % 4 or 1} coins"} for i, n in enumerate(range(5, 25))]
+    train = tmp_path / "train.jsonl"
+    write_jsonl(train, rows)
+    settings = {"nim.training": {"epochs": 2, "batch_size": 8, "learning_rate": 0.002,
+                                 "l2sp_weight": 0.01, "save_every_epochs": 1}}
+    out = tmp_path / "nim"
+    assert cli.main(["nim-train", "--model-id", str(tiny_neox_dir), "--train", str(train),
+                     "--settings", json.dumps(settings), "--seed", "0", "--out-dir", str(out),
+                     "--threads", "1"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-3", "step-6"]
+    for model_dir in (out / "checkpoints" / "step-3", out / "final"):
+        AutoModelForCausalLM.from_pretrained(model_dir)
+    m = json.loads((out / "train_metrics.json").read_text())
+    assert m["steps"] == 6 and m["steps_per_epoch"] == 3 and m["examples"] == 20
+    assert "gpt_neox.final_layer_norm.weight" in m["anchor_excluded"]
+    assert m["anchor_distance"] > 0
+    log_rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert [float(r["epoch"]) for r in log_rows] == [0.0, 1.0, 2.0]
+
+
+def test_nim_train_rejects_a_merging_seam(tiny_neox_dir, tmp_path, caplog):
+    train = tmp_path / "train.jsonl"
+    write_jsonl(train, [{"id": "a7", "prompt": "Your move: ", "answer": "take 1 coin"}])
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["nim-train", "--model-id", str(tiny_neox_dir), "--train", str(train),
+                         "--settings", "{}", "--out-dir", str(tmp_path / "o")]) == 1
+    assert f"{train}:1 (id a7): the prompt's tokens are not a prefix" in caplog.text
+    assert not (tmp_path / "o").exists()
+
