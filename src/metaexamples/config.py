@@ -149,8 +149,8 @@ class ConditionConfig:
     percent: float = 0.0
 
 
-# The seed's condition names keep their meaning: `describe` metaexamples at that share
-# of the synthetic token budget.
+# Predefined conditions: no metaexamples, or `describe` metaexamples at that share of the
+# synthetic token budget.
 PREDEFINED_CONDITIONS: dict[str, ConditionConfig] = {
     "examples": ConditionConfig("none", 0.0),
     "meta_1pct": ConditionConfig("describe", 1.0),
