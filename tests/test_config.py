@@ -205,6 +205,11 @@ def test_validate_config_names_the_key_of_a_bad_partial_file(tmp_path, caplog):
         ({"training": {"max_seq_length": 4096}}, "above the model's maximum"),
         ({"canonical": {"source": "c4"}}, "canonical.source: 'c4' is not one of"),
         ({"alphabet": {"ranking": "fancy"}}, "alphabet.ranking: 'fancy'"),
+        ({"experiment": {"seeds": []}}, "experiment.seeds: give at least one"),
+        ({"experiment": {"conditions": []}}, "experiment.conditions: give at least one"),
+        ({"experiment": {"seeds": [0, 1, 0]}}, "experiment.seeds: [0] listed more than once"),
+        ({"experiment": {"grammars": ["g1", "g1"]}},
+         "experiment.grammars: ['g1'] listed more than once"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(config, message):
@@ -281,3 +286,53 @@ def test_hub_ids_and_custom_conditions_are_accepted():
     })
     assert cfg.all_conditions["judge_5pct"].percent == 5.0
     assert cfg.to_dict()["model"]["name"] == "allenai/OLMo-1B-hf"
+
+
+# -- every bound of the schema holds in the dataclasses too ---------------------------
+
+BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+
+
+def schema_bounds(node: dict[str, Any], path: str = "") -> dict[str, dict[str, Any]]:
+    """Every numeric leaf with bounds, by dotted key (`*`: any mapping key)."""
+    if "$ref" in node:
+        node = {**SCHEMA["$defs"][node["$ref"].split("/")[-1]], **node}
+    found = {path: node} if any(b in node for b in BOUNDS) else {}
+    for key, sub in node.get("properties", {}).items():
+        found |= schema_bounds(sub, f"{path}.{key}".lstrip("."))
+    if isinstance(node.get("additionalProperties"), dict):
+        found |= schema_bounds(node["additionalProperties"], f"{path}.*")
+    return found
+
+
+def outside(node: dict[str, Any]) -> list[float]:
+    """Values just outside each bound (integers for integer keys)."""
+    step = 1 if node.get("type") == "integer" else 0.5
+    values = []
+    if "minimum" in node:
+        values.append(node["minimum"] - step)
+    if "maximum" in node:
+        values.append(node["maximum"] + step)
+    values += [node[b] for b in ("exclusiveMinimum", "exclusiveMaximum") if b in node]
+    return values
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """A config holding `value` at `key` (`*` becomes a valid condition named x)."""
+    *parents, leaf = key.replace("*", "x").split(".")
+    doc: dict[str, Any] = {leaf: value}
+    if parents[:1] == ["conditions"]:
+        doc = {"design": "describe", "percent": 5, **doc}
+    for part in reversed(parents):
+        doc = {part: doc}
+    return doc
+
+
+@pytest.mark.parametrize("key", sorted(schema_bounds(SCHEMA)))
+def test_dataclasses_reject_what_the_schema_bounds_reject(key):
+    node = schema_bounds(SCHEMA)[key]
+    for value in outside(node):
+        with pytest.raises(ConfigError) as err:
+            Config.from_dict(nested(key, value))
+        parent, leaf = key.replace("*", "x").rsplit(".", 1)
+        assert parent in str(err.value) and leaf in str(err.value), (value, str(err.value))

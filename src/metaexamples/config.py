@@ -89,6 +89,8 @@ class CanonicalConfig:
         if self.local_file is not None and not self.local_file.is_file():
             raise ConfigError(f"canonical.source: {src!r}: no such file")
         _positive(self.heldout_documents, "canonical.heldout_documents")
+        _positive(self.max_documents, "canonical.max_documents")
+        _non_negative(self.min_chars, "canonical.min_chars")
 
     @property
     def local_file(self) -> Path | None:
@@ -199,10 +201,10 @@ class TrainingConfig:
             raise ConfigError(
                 f"training.synthetic_mix_ratio: {self.synthetic_mix_ratio} must be in (0, 1)"
             )
-        if self.learning_rate <= 0:
-            raise ConfigError(f"training.learning_rate: {self.learning_rate} must be > 0")
-        if self.warmup_steps < 0 or self.gpus < 0 or self.l2sp_weight < 0:
-            raise ConfigError("training.warmup_steps, gpus and l2sp_weight must be >= 0")
+        _positive(self.learning_rate, "training.learning_rate")
+        _positive(self.max_grad_norm, "training.max_grad_norm")
+        for key in ("weight_decay", "warmup_steps", "gpus", "l2sp_weight"):
+            _non_negative(getattr(self, key), f"training.{key}")
         _choice(self.precision, PRECISIONS, "training.precision")
 
 
@@ -232,8 +234,14 @@ class NimTrainingConfig:
 
     def __post_init__(self) -> None:
         _check_model_name(self.model, "nim.training.model")
-        for key in ("epochs", "batch_size", "save_every_epochs", "eval_batch_size"):
+        for key in ("epochs", "batch_size", "save_every_epochs", "eval_batch_size",
+                    "learning_rate"):
             _positive(getattr(self, key), f"nim.training.{key}")
+        _non_negative(self.l2sp_weight, "nim.training.l2sp_weight")
+        if not 0.0 <= self.warmup_fraction <= 1.0:
+            raise ConfigError(
+                f"nim.training.warmup_fraction: {self.warmup_fraction} must be in [0, 1]"
+            )
 
 
 @dataclass(frozen=True)
@@ -286,8 +294,13 @@ class Config:
         for c in self.experiment.conditions:
             _check_name(c, "experiment.conditions")
             _choice(c, tuple(known), "experiment.conditions")
-        if not self.experiment.seeds:
-            raise ConfigError("experiment.seeds: give at least one seed")
+        for key in ("grammars", "conditions", "seeds"):
+            values = getattr(self.experiment, key)
+            if not values:
+                raise ConfigError(f"experiment.{key}: give at least one")
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ConfigError(f"experiment.{key}: {twice} listed more than once")
         if self.model.is_preset and self.model.name.startswith("tiny"):
             limit = self.model.tiny.max_position_embeddings
             if self.training.max_seq_length > limit:
@@ -469,9 +482,14 @@ def _check_alphabet_size(alphabet: AlphabetConfig, model_name: str) -> None:
         )
 
 
-def _positive(value: int, key: str) -> None:
+def _positive(value: float, key: str) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: {value} must be positive")
+
+
+def _non_negative(value: float, key: str) -> None:
+    if value < 0:
+        raise ConfigError(f"{key}: {value} must be >= 0")
 
 
 def _check_model_name(name: str, key: str) -> None:
