@@ -205,7 +205,15 @@ class TrainingConfig:
         _positive(self.max_grad_norm, "training.max_grad_norm")
         for key in ("weight_decay", "warmup_steps", "gpus", "l2sp_weight"):
             _non_negative(getattr(self, key), f"training.{key}")
+        _pull_below_one(self.l2sp_weight, self.learning_rate, "training")
         _choice(self.precision, PRECISIONS, "training.precision")
+
+
+def _pull_below_one(l2sp_weight: float, learning_rate: float, section: str) -> None:
+    """The decoupled L2-SP pull moves θ by lr·λ of θ − θ₀: at 1 or more it overshoots θ₀."""
+    if l2sp_weight * learning_rate >= 1:
+        raise ConfigError(f"{section}.l2sp_weight: {l2sp_weight} times learning_rate "
+                          f"{learning_rate} must be below 1")
 
 
 @dataclass(frozen=True)
@@ -228,7 +236,7 @@ class NimTrainingConfig:
     batch_size: int = 16
     learning_rate: float = 2e-3
     warmup_fraction: float = 0.1
-    l2sp_weight: float = 1e-4
+    l2sp_weight: float = 5.0  # see config.yaml: fraction of θ − θ₀ removed per unit lr
     save_every_epochs: int = 1
     eval_batch_size: int = 64
 
@@ -238,6 +246,7 @@ class NimTrainingConfig:
                     "learning_rate"):
             _positive(getattr(self, key), f"nim.training.{key}")
         _non_negative(self.l2sp_weight, "nim.training.l2sp_weight")
+        _pull_below_one(self.l2sp_weight, self.learning_rate, "nim.training")
         if not 0.0 <= self.warmup_fraction <= 1.0:
             raise ConfigError(
                 f"nim.training.warmup_fraction: {self.warmup_fraction} must be in [0, 1]"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from metaexamples.training.anchor import L2SPAnchor, anchor_exclusions, is_norm_module
+from metaexamples.config import ConfigError, NimTrainingConfig
+from metaexamples.training.anchor import (
+    L2SPAnchor,
+    anchor_exclusions,
+    anchored_names,
+    is_norm_module,
+)
+from metaexamples.training.prompted import train_prompt_completion
 
 
 def test_gpt_neox_layer_norms_are_excluded_by_type(tiny_neox_dir):
@@ -70,3 +78,37 @@ def test_zero_weight_is_a_no_op(tiny_neox_dir):
     before = head.detach().clone()
     anchor.apply(1.0)
     assert torch.equal(head, before)
+
+
+def _nim_run(model_dir, out, weight: float) -> dict:
+    rows = [(f"Nim with {n} coins, take 1 to 3. Your move:", f" take {n % 4 or 1} coins")
+            for n in range(5, 25)]
+    cfg = NimTrainingConfig(epochs=3, batch_size=4, learning_rate=2e-3, l2sp_weight=weight)
+    return train_prompt_completion(model_dir, [p for p, _ in rows], [a for _, a in rows], cfg,
+                                   seed=0, out_dir=out)
+
+
+def test_an_anchored_run_ends_closer_to_its_start(tiny_neox_dir, tmp_path, restore_threads):
+    # 15 steps, Σ lr ≈ 0.016: λ = 20 alone would shrink a drift present from step 0 by
+    # 1 − exp(−20·0.016) ≈ 27 % and one accumulated evenly by about half that; the same
+    # seed and data unanchored must end at least 8 % farther from θ₀.
+    torch.set_num_threads(1)
+    free = _nim_run(tiny_neox_dir, tmp_path / "free", 0.0)
+    anchored = _nim_run(tiny_neox_dir, tmp_path / "anchored", 20.0)
+    assert free["anchor_weight"] == 0.0 and anchored["anchor_weight"] == 20.0
+    assert 0 < anchored["anchor_distance"] < 0.92 * free["anchor_distance"]
+    # the reported figure is ‖θ − θ₀‖ over the anchored tensors, norms and biases aside
+    final = AutoModelForCausalLM.from_pretrained(tmp_path / "anchored" / "final")
+    base = AutoModelForCausalLM.from_pretrained(tiny_neox_dir)
+    names = anchored_names(base)
+    assert len(names) == anchored["anchor_tensors"]
+    assert not set(names) & set(anchored["anchor_excluded"])
+    trained = dict(final.named_parameters())
+    expected = sum(float(((trained[n] - p).detach() ** 2).sum())
+                   for n, p in base.named_parameters() if n in names) ** 0.5
+    assert anchored["anchor_distance"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_pull_that_would_overshoot_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"nim.training.l2sp_weight: 500.0 times learning_rate"):
+        NimTrainingConfig(learning_rate=2e-3, l2sp_weight=500.0)

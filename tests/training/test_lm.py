@@ -26,6 +26,7 @@ def test_outputs_of_a_run(train_args, tmp_path, restore_threads):
         assert m[key] is not None, key
     assert m["precision"] == "fp32" and m["device"] == "cpu"
     assert m["achieved_synthetic_share"] == m["stream"]["achieved_synthetic_share"]
+    assert m["anchor_weight"] == 0.0 and m["anchor_distance"] > 0  # no pull: it drifts
     assert m["stream"]["pools"]["meta"]["documents"] >= 1
     rows = list(csv.DictReader((out / "train_log.csv").open()))
     assert [int(r["step"]) for r in rows] == [0, 3, 6]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from metaexamples.training.loop import Progress, lr_at
+from metaexamples.training.loop import LoopSettings, Progress, lr_at
 from metaexamples.training.run_files import history_csv
 
 
@@ -33,3 +33,9 @@ def test_checkpoint_progress_round_trips(tmp_path):
     assert Progress.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
 
+
+
+def test_an_anchor_pull_that_would_overshoot_is_rejected():
+    LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=499.0)
+    with pytest.raises(ValueError, match=r"l2sp_weight × learning_rate = 500.0 × 0.002"):
+        LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=500.0)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from metaexamples.config import TrainingConfig
 from metaexamples.io import write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
+from metaexamples.training.anchor import drift_metrics
 from metaexamples.training.checkpoints import (
     latest_checkpoint,
     path_digest,
@@ -161,6 +162,8 @@ def train_lm(
         "stream": stream.manifest,
         "resumed_from_step": resumed_from,
         "run_key": key,
+        **drift_metrics(accelerator.unwrap_model(model, keep_torch_compile=False),
+                        inputs.model_dir, cfg.l2sp_weight),
         **{f"final_{k}": final.get(k) for k in ("val_loss", "val_ppl", "canonical_loss",
                                                  "canonical_ppl")},
     }

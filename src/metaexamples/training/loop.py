@@ -56,6 +56,11 @@ class LoopSettings:
     gradient_checkpointing: bool = False
     compile: bool = False
 
+    def __post_init__(self) -> None:
+        if self.l2sp_weight * self.learning_rate >= 1:  # the pull would overshoot θ₀
+            raise ValueError(f"l2sp_weight × learning_rate = {self.l2sp_weight} × "
+                             f"{self.learning_rate} must be below 1")
+
     @classmethod
     def from_training(cls, cfg: TrainingConfig) -> LoopSettings:
         return cls(
@@ -311,7 +316,7 @@ def prepare_training(
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
     anchor = None
-    if s.l2sp_weight > 0:
+    if s.l2sp_weight > 0:  # no copy of θ₀ in memory when there is no pull
         anchor = L2SPAnchor(accelerator.unwrap_model(model), s.l2sp_weight)
         log.info("L2-SP anchor: weight %g on %d tensors, %d excluded (norms, biases)",
                  s.l2sp_weight, len(anchor.params), len(anchor.excluded))

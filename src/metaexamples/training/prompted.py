@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from metaexamples.config import NimTrainingConfig
 from metaexamples.io import write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
+from metaexamples.training.anchor import drift_metrics
 from metaexamples.training.checkpoints import checkpoint_steps
 from metaexamples.training.encoding import PadCollate, SeamCheck, encode_prompt_completions
 from metaexamples.training.loop import (
@@ -120,8 +121,8 @@ def train_prompt_completion(
         "epochs": cfg.epochs,
         "steps_per_epoch": steps_per_epoch,
         "checkpoints": [p.name for _, p in checkpoint_steps(ckpt_dir)],
-        "anchor_distance": anchor.distance() if anchor is not None else None,
-        "anchor_excluded": sorted(anchor.excluded) if anchor is not None else [],
+        **drift_metrics(accelerator.unwrap_model(model, keep_torch_compile=False), model_dir,
+                        cfg.l2sp_weight),
     }
     if accelerator.is_main_process:
         net = accelerator.unwrap_model(model, keep_torch_compile=False)
