@@ -7,7 +7,8 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["grammar.metrics", "grammar.scoring", "grammar.sampling", "grammar.summary", "stats"]
+    "name", ["grammar.languages", "grammar.metrics", "grammar.scoring", "grammar.sampling",
+             "grammar.summary", "stats"]
 )
 def test_docstring_examples(name):
     module = importlib.import_module(f"metaexamples.{name}")

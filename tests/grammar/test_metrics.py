@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from metaexamples import stats
 from metaexamples.grammar import metrics
 
 
@@ -50,28 +51,35 @@ def test_pair_accuracy_and_excess_nll():
     assert metrics.excess_nll(lp, lt) == pytest.approx(brute)
 
 
+DIST = {1: 0.5, 2: 0.25, 3: 0.25}  # the generator's P(L) for the table below
+
+
 def _table() -> pd.DataFrame:
     rows = [
-        # valid strings
-        dict(text="v1", valid=True, negative_type=None, logprob=-3.0, n_tokens=3,
-             logp_true=-2.0, pair_logprob=None),
-        dict(text="v2", valid=True, negative_type=None, logprob=-6.0, n_tokens=5,
-             logp_true=-4.0, pair_logprob=None),
+        # valid strings (clusters v1, v2)
+        dict(text="v1", valid=True, negative_type=None, length=1, logprob=-3.0, n_tokens=3,
+             logp_true=-2.0, pair_logprob=None, cluster="v1"),
+        dict(text="v2", valid=True, negative_type=None, length=2, logprob=-6.0, n_tokens=5,
+             logp_true=-4.0, pair_logprob=None, cluster="v2"),
         # minimal edits of v1 (below it) and v2 (above it)
-        dict(text="m1", valid=False, negative_type="minimal_edit", logprob=-4.0, n_tokens=3,
-             logp_true=None, pair_logprob=-3.0),
-        dict(text="m2", valid=False, negative_type="minimal_edit", logprob=-5.0, n_tokens=5,
-             logp_true=None, pair_logprob=-6.0),
-        dict(text="e1", valid=False, negative_type="empty", logprob=-9.0, n_tokens=1,
-             logp_true=None, pair_logprob=-3.0),
+        dict(text="m1", valid=False, negative_type="minimal_edit", length=1, logprob=-4.0,
+             n_tokens=3, logp_true=None, pair_logprob=-3.0, cluster="v1"),
+        dict(text="m2", valid=False, negative_type="minimal_edit", length=2, logprob=-5.0,
+             n_tokens=5, logp_true=None, pair_logprob=-6.0, cluster="v2"),
+        dict(text="e1", valid=False, negative_type="empty", length=0, logprob=-9.0, n_tokens=1,
+             logp_true=None, pair_logprob=-3.0, cluster="v1"),
     ]
     return pd.DataFrame(rows)
 
 
 def test_split_metrics_by_hand():
-    out = metrics.split_metrics(_table())
-    assert metrics.split_metrics(metrics.columns(_table())) == out
-    assert out["excess_nll"] == pytest.approx(((3 - 2) + (6 - 4)) / 2)
+    out = metrics.split_metrics(_table(), DIST)
+    assert metrics.split_metrics(metrics.columns(_table()), DIST) == out
+    # P(L)-weighted over the lengths present (1 and 2): (0.5 * 1 + 0.25 * 2) / 0.75
+    assert out["excess_nll"] == pytest.approx((0.5 * 1 + 0.25 * 2) / 0.75)
+    assert out["excess_nll_string_mean"] == pytest.approx(((3 - 2) + (6 - 4)) / 2)
+    assert out["excess_nll_len2"] == 2.0 and math.isnan(out["excess_nll_len3"])
+    assert out["n_valid_len3"] == 0 and out["n_minimal_edit"] == 2 and out["n_empty"] == 1
     assert out["minimal_pair_accuracy"] == pytest.approx(0.5)
     assert out["pair_accuracy_empty"] == 1.0
     assert out["pair_accuracy"] == pytest.approx(2 / 3)
@@ -80,29 +88,32 @@ def test_split_metrics_by_hand():
     assert out["perplexity_valid"] == pytest.approx(math.exp(9 / 8))
 
 
+def test_weighted_excess_nll_is_unbiased_where_the_string_mean_is_not():
+    """Held-out strings over-represent long lengths; weighting by P(L) undoes it."""
+    rng = np.random.default_rng(0)
+    dist = {2: 0.5, 8: 0.5}
+    true_kl = 0.5 * 1.0 + 0.5 * 5.0  # the model is 1 nat off at length 2, 5 nats at 8
+    lengths = np.array([2] * 5 + [8] * 95)  # distinct strings: few short ones exist
+    excess = np.where(lengths == 2, 1.0, 5.0) + rng.normal(0, 0.01, len(lengths))
+    weighted, per_length, missing = metrics.excess_nll_by_length(lengths, excess, dist)
+    assert weighted == pytest.approx(true_kl, abs=0.01)
+    assert float(excess.mean()) > true_kl + 1.5
+    assert per_length[2][1] == 5 and missing == []
+
+
 def test_split_metrics_without_minimal_edits_is_nan():
     t = _table()
-    out = metrics.split_metrics(t[t["negative_type"] != "minimal_edit"])
+    out = metrics.split_metrics(t[t["negative_type"] != "minimal_edit"], DIST)
     assert math.isnan(out["minimal_pair_accuracy"]) and math.isnan(out["auroc_minimal_edit"])
 
 
-def test_bootstrap_is_seeded_and_covers_the_mean():
-    values = np.random.default_rng(3).normal(5.0, 1.0, 400)
-    a = metrics.mean_interval(values, np.random.default_rng(7), resamples=500)
-    b = metrics.mean_interval(values, np.random.default_rng(7), resamples=500)
-    assert a == b
-    mean, lo, hi = a
-    assert lo < mean < hi and lo < 5.0 < hi
-    se = values.std(ddof=1) / math.sqrt(len(values))
-    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.2)
-
-
-def test_bootstrap_intervals_resample_rows_together():
+def test_cluster_bootstrap_resamples_a_string_with_its_negatives():
     table = _table()
     cols = metrics.columns(table)
-    iv = metrics.bootstrap_intervals(lambda i: metrics.split_metrics(metrics.take(cols, i)),
-                                     len(table), ["auroc", "excess_nll"],
-                                     np.random.default_rng(0), resamples=200)
+    iv = stats.cluster_bootstrap(lambda i: metrics.split_metrics(metrics.take(cols, i), DIST),
+                                 table["cluster"], np.random.default_rng(0), resamples=200)
     lo, hi = iv["excess_nll"]
     assert 1.0 <= lo <= hi <= 2.0
-    assert all(math.isnan(x) for x in metrics.percentile_interval(np.array([np.nan])))
+    # a resample holds v1 or v2 with its own negatives: v1's edit is always below it
+    lo, hi = iv["pair_accuracy_minimal_edit"]
+    assert lo == 0.0 and hi == 1.0

@@ -81,18 +81,16 @@ class ScriptedModel(torch.nn.Module):
         self.dummy = torch.nn.Parameter(torch.zeros(1))
         self.batch_sizes: list[int] = []
 
-    def forward(self, input_ids, past_key_values=None, use_cache=True, **_):
-        if past_key_values is None:
-            past_key_values = _Cache(list(range(input_ids.shape[0])), [0] * input_ids.shape[0])
+    def forward(self, input_ids, cache=None, use_cache=True, **_):
+        if cache is None:
+            cache = _Cache(list(range(input_ids.shape[0])), [0] * input_ids.shape[0])
         self.batch_sizes.append(input_ids.shape[0])
         logits = torch.full((input_ids.shape[0], 1, self.vocab), -1e4)
-        for pos, (row, step) in enumerate(
-            zip(past_key_values.rows, past_key_values.steps, strict=True)
-        ):
+        for pos, (row, step) in enumerate(zip(cache.rows, cache.steps, strict=True)):
             script = self.scripts[row]
             logits[pos, 0, script[min(step, len(script) - 1)]] = 0.0
-        past_key_values.steps = [s + 1 for s in past_key_values.steps]
-        return SimpleNamespace(logits=logits, past_key_values=past_key_values)
+        cache.steps = [s + 1 for s in cache.steps]
+        return SimpleNamespace(logits=logits, cache=cache)
 
 
 def test_each_row_stops_at_its_closing_tag(olmo_tokenizer):
@@ -151,33 +149,3 @@ def test_generation_metrics():
     assert out["length_tv_distance"] == pytest.approx(0.25)
     assert math.isnan(sampling.total_variation({}, {1: 1.0}))
     assert np.isclose(sum(sampling.length_histogram([1, 1, 2]).values()), 1.0)
-
-
-def test_evaluate_generation_cli(tmp_path, tiny_model_dir):
-    import json
-
-    from metaexamples.cli import main
-
-    data = tmp_path / "g2"
-    data.mkdir()
-    g = make_grammar("g2", ALPHABET, 2, 4)
-    manifest = {"grammar": "g2", "alphabet": list(ALPHABET), "min_length": 2, "max_length": 4,
-                "length_distribution": {str(k): v for k, v in g.length_distribution().items()}}
-    (data / "manifest.json").write_text(json.dumps(manifest))
-    (data / "train.jsonl").write_text(json.dumps({"text": "<g2> ★ ★ </g2>"}) + "\n")
-    tokens = tmp_path / "tokens.json"
-    tokens.write_text(json.dumps({"symbols": list(ALPHABET), "foreign_symbols": []}))
-    settings = json.dumps({"evaluation": {"samples": 5, "sample_batch_size": 2,
-                                          "max_new_tokens": 4, "bootstrap_resamples": 10}})
-    argv = ["evaluate-generation", "--model-dir", str(tiny_model_dir), "--data-dir", str(data),
-            "--tokens", str(tokens), "--seed", "1", "--settings", settings, "--threads", "1"]
-    assert main([*argv, "--out-dir", str(tmp_path / "a")]) == 0
-    assert main([*argv, "--out-dir", str(tmp_path / "b")]) == 0
-    a = (tmp_path / "a" / "samples.jsonl").read_text()
-    assert a == (tmp_path / "b" / "samples.jsonl").read_text()  # seeded
-    assert len(a.splitlines()) == 5
-    result = json.loads((tmp_path / "a" / "generation_metrics.json").read_text())
-    assert result["metrics"]["chance_rate"] == pytest.approx(
-        sampling.chance_rate(g, g.length_distribution()))
-    assert result["settings"]["top_p"] == 1.0
-    assert set(result["generator_length_distribution"]) == {"2", "4"}

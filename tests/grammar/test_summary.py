@@ -5,30 +5,31 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from metaexamples.cli import main
 from metaexamples.grammar import plots, summary
 
-TYPES = ("minimal_edit", "out_of_alphabet")
+TYPES = {"minimal_edit": 50.0, "out_of_alphabet": 50.0, "empty": 1.0}  # type: n
 
 
-def ppl_record(grammar: str, auroc: float) -> dict:
+def ppl_record(grammar: str, auroc: float, oracle: bool = False) -> dict:
     split = {"excess_nll": 2.0 - auroc, "auroc": auroc, "minimal_pair_accuracy": auroc - 0.1,
-             "auroc_minimal_edit": auroc - 0.05, "n_valid": 10.0, "n_invalid": 8.0,
-             "pair_accuracy": auroc}
-    for t in TYPES:
+             "auroc_minimal_edit": auroc - 0.05, "n_valid": 100.0, "n_invalid": 101.0,
+             "pair_accuracy": auroc, "excess_nll_len1": 1.0, "n_valid_len1": 3.0}
+    for t, n in TYPES.items():
         split[f"auroc_{t}"] = auroc
         split[f"pair_accuracy_{t}"] = auroc - 0.1
+        split[f"n_{t}"] = n
     intervals = {f"test.{k}": [v - 0.05, v + 0.05] for k, v in split.items()
                  if not k.startswith("n_")}
     intervals["val.auroc"] = [0.0, 1.0]
     intervals["canonical_perplexity"] = [90.0, 110.0]
-    return {"grammar": grammar, "splits": {"test": split, "val": split},
-            "canonical": {"canonical_perplexity": 100.0 + auroc, "canonical_documents": 5.0},
-            "intervals": intervals}
+    return {"grammar": grammar, "splits": {"test": split, "val": split}, "oracle": oracle,
+            "canonical": {} if oracle else {"canonical_perplexity": 100.0 + auroc,
+                                            "canonical_documents": 5.0},
+            "excess_nll_missing_lengths": {"test": [2, 4]}, "intervals": intervals}
 
 
 def gen_record(grammar: str, rule: float) -> dict:
@@ -42,11 +43,12 @@ def gen_record(grammar: str, rule: float) -> dict:
 def make_run(root, grammar, condition, seed, auroc, rule, train=True):
     run = root / "runs" / grammar / condition / (f"seed{seed}" if seed is not None else "")
     (run / "eval").mkdir(parents=True, exist_ok=True)
-    (run / "eval" / "perplexity_metrics.json").write_text(json.dumps(ppl_record(grammar, auroc)))
+    record = ppl_record(grammar, auroc, oracle=condition == "oracle")
+    (run / "eval" / "perplexity_metrics.json").write_text(json.dumps(record))
     (run / "eval" / "generation_metrics.json").write_text(json.dumps(gen_record(grammar, rule)))
     if train:
-        facts = {"model": "tiny-olmo", "steps": 40, "tokens_seen": 5120,
-                 "stream": {"achieved_synthetic_share": 0.1}, "wall_time_seconds": 12.5}
+        facts = {"steps": 40, "tokens_seen": 5120, "achieved_synthetic_share": 0.1,
+                 "wall_time_s": 12.5, "tokens_per_s": 410.0, "stream": {"tokens": 99}}
         (run / "train_metrics.json").write_text(json.dumps(facts))
         pd.DataFrame({"step": [10, 20, 30], "train_loss": [9.0, 8.0, 7.5],
                       "eval_loss_val": [9.5, 8.5, 8.0]}).to_csv(run / "train_log.csv",
@@ -56,7 +58,8 @@ def make_run(root, grammar, condition, seed, auroc, rule, train=True):
 
 @pytest.fixture()
 def runs(tmp_path):
-    out = {"baseline": make_run(tmp_path, "g2", "baseline", None, 0.5, 0.0, train=False)}
+    out = {"baseline": make_run(tmp_path, "g2", "baseline", None, 0.5, 0.0, train=False),
+           "oracle": make_run(tmp_path, "g2", "oracle", None, 1.0, 1.0, train=False)}
     out["runs"] = [
         make_run(tmp_path, "g2", "examples", 0, 0.70, 0.30),
         make_run(tmp_path, "g2", "examples", 1, 0.80, 0.50),
@@ -71,19 +74,23 @@ def test_parse_run_dir_rejects_other_layouts(tmp_path):
 
 
 def test_grammar_summary_rows_and_facts(runs):
-    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"])
-    assert list(frame[["condition", "seed"]].itertuples(index=False, name=None))[0][0] \
-        == "baseline"
+    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"], runs["oracle"])
+    assert list(frame["condition"]) == ["baseline", "examples", "examples", "meta_5pct",
+                                        "oracle"]
     assert list(frame.columns[:9]) == ["grammar", "condition", "seed", "model", "steps",
                                        "tokens_seen", "synthetic_share", "train_wall_seconds",
                                        "train_tokens_per_s"]
     ex = frame[frame["condition"] == "examples"].iloc[0]
     assert ex["synthetic_share"] == 0.1 and ex["tokens_seen"] == 5120 and ex["steps"] == 40
+    assert ex["train_wall_seconds"] == 12.5 and ex["train_tokens_per_s"] == 410.0
     assert ex["auroc"] == 0.7 and ex["auroc_ci_low"] == pytest.approx(0.65)
     assert ex["rule_validity_ci_high"] == pytest.approx(0.4)
+    assert ex["excess_nll_missing_lengths"] == "2 4" and ex["n_empty"] == 1
     assert "val.auroc_ci_low" not in frame.columns and "auroc_minimal_edit" in frame.columns
     base = frame[frame["condition"] == "baseline"].iloc[0]
     assert base["steps"] == 0
+    oracle = frame[frame["condition"] == "oracle"].iloc[0]
+    assert oracle["model"] == "oracle" and math.isnan(oracle["canonical_perplexity"])
 
 
 def test_missing_train_metrics_names_the_file(runs):
@@ -92,41 +99,66 @@ def test_missing_train_metrics_names_the_file(runs):
         summary.grammar_summary("g2", runs["runs"], None)
 
 
-def test_by_condition_intervals_across_seeds_or_strings(runs):
-    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"])
-    table = summary.by_condition(frame, np.random.default_rng(0), resamples=200)
-    row = table[(table["condition"] == "examples") & (table["metric"] == "auroc")].iloc[0]
-    assert row["interval"] == "seeds" and row["n_seeds"] == 2
+def test_train_metrics_are_read_by_their_one_key(runs):
+    path = runs["runs"][0] / "train_metrics.json"
+    facts = json.loads(path.read_text())
+    del facts["achieved_synthetic_share"]
+    facts["synthetic_share"] = 0.1  # a near-miss name is not guessed at
+    path.write_text(json.dumps(facts))
+    with pytest.raises(ValueError, match=r"train_metrics.json: missing key\(s\) "
+                                         r"\['achieved_synthetic_share'\]"):
+        summary.grammar_summary("g2", runs["runs"], None)
+
+
+def _row(table, condition, metric):
+    return table[(table["condition"] == condition) & (table["metric"] == metric)].iloc[0]
+
+
+def test_by_condition_t_across_seeds_or_the_runs_own_interval(runs):
+    frame = summary.grammar_summary("g2", runs["runs"], runs["baseline"], runs["oracle"])
+    table = summary.by_condition(frame)
+    row = _row(table, "examples", "auroc")
+    assert row["interval"] == "t" and row["n"] == 2 and row["n_seeds"] == 2
     assert row["mean"] == pytest.approx(0.75)
-    assert 0.7 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 0.8
-    row = table[(table["condition"] == "meta_5pct") & (table["metric"] == "auroc")].iloc[0]
-    assert row["interval"] == "strings"
+    # two seeds: half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.0707 / 1.414
+    assert row["ci_high"] - row["mean"] == pytest.approx(12.706 * 0.05, rel=1e-3)
+    row = _row(table, "meta_5pct", "auroc")
+    assert row["interval"] == "cluster_bootstrap" and row["n"] == 100
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.85, 0.95))
-    row = table[(table["condition"] == "meta_5pct") & (table["metric"] == "steps")].iloc[0]
+    row = _row(table, "meta_5pct", "rule_validity")
+    assert row["interval"] == "wilson" and row["n"] == 50
+    row = _row(table, "meta_5pct", "auroc_empty")  # a cell of one: no interval, says why
+    assert row["interval"] == "none" and math.isnan(row["ci_low"]) and row["n"] == 1
+    assert "n_empty = 1 < 20" in row["note"]
+    row = _row(table, "meta_5pct", "steps")
     assert row["interval"] == "none" and math.isnan(row["ci_low"])
+    assert _row(table, "oracle", "auroc")["mean"] == 1.0
+    assert "n_empty" not in set(table["metric"])
 
 
 def test_summarize_cli_and_plots(runs, tmp_path):
     g2 = tmp_path / "results" / "g2" / "summary.csv"
     argv = ["summarize", "--grammar", "g2", "--baseline", str(runs["baseline"]),
-            "--runs", *map(str, runs["runs"]), "--out", str(g2)]
+            "--oracle", str(runs["oracle"]), "--runs", *map(str, runs["runs"]), "--out", str(g2)]
     assert main(argv) == 0
-    settings = json.dumps({"evaluation": {"bootstrap_resamples": 50}})
     total = tmp_path / "results" / "summary.csv"
     by_cond = tmp_path / "results" / "summary_by_condition.csv"
     assert main(["summarize", "--combine", str(g2), "--out", str(total), "--by-condition",
-                 str(by_cond), "--settings", settings]) == 0
-    assert len(pd.read_csv(total)) == 4
+                 str(by_cond)]) == 0
+    assert len(pd.read_csv(total)) == 5
     table = pd.read_csv(by_cond)
-    assert set(table["condition"]) == {"baseline", "examples", "meta_5pct"}
-    assert {"mean", "ci_low", "ci_high", "n_seeds", "interval"} <= set(table.columns)
+    assert set(table["condition"]) == {"baseline", "examples", "meta_5pct", "oracle"}
+    assert summary.BY_CONDITION_COLUMNS == list(table.columns)
 
     out = tmp_path / "results" / "g2" / "plots"
     assert main(["plot", "--summary", str(g2), "--runs", *map(str, runs["runs"]),
-                 "--out-dir", str(out), "--settings", settings]) == 0
+                 "--out-dir", str(out)]) == 0
     for name in ("metrics_by_condition.png", "loss_curves.png", "by_negative_type.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    frame = pd.read_csv(g2)
+    assert plots.negative_types(frame, "auroc_") == (["minimal_edit", "out_of_alphabet"],
+                                                     ["empty"])
 
 
 def test_summarize_needs_one_mode(tmp_path):

@@ -30,9 +30,8 @@ RUNS = (len(OLMO["experiment"]["grammars"]) * len(OLMO["experiment"]["conditions
         * len(OLMO["experiment"]["seeds"]))  # 3 x 8 x 3 = 72 fine-tuning runs
 GRAMMARS = len(OLMO["experiment"]["grammars"])
 # Jobs of the full matrix (target results/summary.csv): one training per run; evaluation of
-# every run plus each grammar's untrained baseline.
-MATRIX = {"train": RUNS, "evaluate_perplexity": RUNS + GRAMMARS,
-          "evaluate_generation": RUNS + GRAMMARS, "summarize_grammar": GRAMMARS,
+# every run plus each grammar's untrained baseline and oracle.
+MATRIX = {"train": RUNS, "evaluate": RUNS + 2 * GRAMMARS, "summarize_grammar": GRAMMARS,
           "summarize": 1, "generate_data": GRAMMARS, "prepare_model": 1}
 # The default target adds the Nim branch, which fine-tunes its own (second) model.
 DEFAULT_TARGET = MATRIX | {"prepare_model": 2, "plot_grammar": GRAMMARS, "nim_train": 1,
@@ -225,9 +224,8 @@ def test_slurm_profile_gives_each_rule_its_resources(clone):
     shell = _rule_block(proc.output, "train", "Shell command")
     assert "with-gpus --gpus 1 -- metaexamples train" in shell
     assert "--threads 8" in shell  # set-threads, not the 1 Snakemake gives without cores
-    for rule in ("evaluate_perplexity", "evaluate_generation"):
-        res = _rule_block(proc.output, rule, "resources")
-        assert "gpu=1" in res and "slurm_partition=gpu" in res, res
+    res = _rule_block(proc.output, "evaluate", "resources")
+    assert "gpu=1" in res and "slurm_partition=gpu" in res, res
     assert "slurm_partition=cpu" in _rule_block(proc.output, "summarize_grammar", "resources")
 
 

@@ -1,11 +1,14 @@
 # Grammar evaluation and report: run paths, input functions and figure names (the rules
 # are in evaluate.smk, which includes this file, and report.smk, included after it).
-# An evaluated "run" is "{condition}/seed{seed}" (a trained model) or "baseline" (the
-# untrained base model, step 0); both live under results/runs/{grammar}/.
+# An evaluated "run" is "{condition}/seed{seed}" (a trained model), "baseline" (the
+# untrained base model, step 0) or "oracle" (the grammar's exact distribution, on the base
+# model's tokenizer); all live under results/runs/{grammar}/.
 import re
 
 
-EVAL_RUN = "baseline|(" + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+"
+BASELINE_RUN, ORACLE_RUN = "baseline", "oracle"
+EVAL_RUN = (f"{BASELINE_RUN}|{ORACLE_RUN}|("
+            + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+")
 GRAMMAR_PLOTS = {
     "metrics_by_condition": "Headline metrics by condition",
     "by_negative_type": "AUROC and pair accuracy by negative type",
@@ -14,14 +17,15 @@ GRAMMAR_PLOTS = {
 
 
 def eval_model(wildcards):
-    """The model a run's evaluation reads: the trained model, or the base model."""
-    if wildcards.run == "baseline":
+    """The model a run's evaluation reads: the trained model, or the base model (whose
+    tokenizer the oracle uses)."""
+    if wildcards.run in (BASELINE_RUN, ORACLE_RUN):
         return BASE_MODEL
     return f"results/runs/{wildcards.grammar}/{wildcards.run}/model"
 
 
 def eval_seed(wildcards):
-    """Sampling seed: the run's seed; the baseline uses the first configured seed."""
+    """Sampling seed: the run's seed; baseline and oracle use the first configured seed."""
     found = re.search(r"seed(\d+)$", wildcards.run)
     return found.group(1) if found else SEEDS[0]
 
@@ -31,14 +35,16 @@ def run_dirs(grammar):
     return [f"results/runs/{grammar}/{c}/seed{s}" for c in CONDITIONS for s in SEEDS]
 
 
-def baseline_dir(grammar):
-    return f"results/runs/{grammar}/baseline"
+def reference_dir(grammar, run):
+    """Where the baseline or the oracle of one grammar is evaluated."""
+    return f"results/runs/{grammar}/{run}"
 
 
 def summary_inputs(wildcards):
-    """Every metrics file one grammar's summary reads (runs and baseline)."""
+    """Every metrics file one grammar's summary reads (runs, baseline, oracle)."""
     runs = run_dirs(wildcards.grammar)
-    evaluated = [*runs, baseline_dir(wildcards.grammar)]
+    evaluated = [*runs, *(reference_dir(wildcards.grammar, r) for r in (BASELINE_RUN,
+                                                                        ORACLE_RUN))]
     return {
         "perplexity": [f"{r}/eval/perplexity_metrics.json" for r in evaluated],
         "generation": [f"{r}/eval/generation_metrics.json" for r in evaluated],

@@ -11,14 +11,15 @@ rule summarize_grammar:
         summary="results/{grammar}/summary.csv",
     params:
         runs=lambda wildcards: run_dirs(wildcards.grammar),
-        baseline=lambda wildcards: baseline_dir(wildcards.grammar),
+        baseline=lambda wildcards: reference_dir(wildcards.grammar, BASELINE_RUN),
+        oracle=lambda wildcards: reference_dir(wildcards.grammar, ORACLE_RUN),
     log:
         "logs/summarize_grammar/{grammar}.log",
     conda:
         CONDA_ENV
     shell:
         "metaexamples summarize --grammar {wildcards.grammar} --baseline {params.baseline} "
-        "--runs {params.runs} --out {output.summary} 2> {log}"
+        "--oracle {params.oracle} --runs {params.runs} --out {output.summary} 2> {log}"
 
 
 rule summarize:
@@ -30,15 +31,13 @@ rule summarize:
         by_condition=report("results/summary_by_condition.csv",
                             caption="../report/summary_by_condition.rst",
                             category="Summary tables"),
-    params:
-        settings=settings("evaluation"),
     log:
         "logs/summarize/summarize.log",
     conda:
         CONDA_ENV
     shell:
         "metaexamples summarize --combine {input} --out {output.summary} "
-        "--by-condition {output.by_condition} --settings {params.settings:q} 2> {log}"
+        "--by-condition {output.by_condition} 2> {log}"
 
 
 rule plot_grammar:
@@ -50,7 +49,6 @@ rule plot_grammar:
         negatives=grammar_plot("by_negative_type"),
         losses=grammar_plot("loss_curves"),
     params:
-        settings=settings("evaluation"),
         runs=lambda wildcards: run_dirs(wildcards.grammar),
         out_dir=subpath(output.metrics, parent=True),
     log:
@@ -59,4 +57,4 @@ rule plot_grammar:
         CONDA_ENV
     shell:
         "metaexamples plot --summary {input.summary} --runs {params.runs} "
-        "--out-dir {params.out_dir} --settings {params.settings:q} 2> {log}"
+        "--out-dir {params.out_dir} 2> {log}"

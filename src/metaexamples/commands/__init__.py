@@ -19,7 +19,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser, data_help: str) -> None:
-    """What both evaluation stages take: a model, one grammar's data and an output folder."""
+    """What the evaluation stage takes: a model, one grammar's data and an output folder."""
     add_config_arguments(parser)
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True, help=data_help)

@@ -9,35 +9,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metaexamples.commands import add_config_arguments, load_sections
-from metaexamples.config import EvaluationConfig
-
 FIGURES = ("metrics_by_condition.png", "loss_curves.png", "by_negative_type.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
     parser.add_argument("--summary", type=Path, required=True,
                         help="the grammar's summary CSV (results/{grammar}/summary.csv)")
     parser.add_argument("--runs", type=Path, nargs="*", default=[],
                         help="run directories .../{condition}/seed{N} with train_log.csv")
     parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from metaexamples.grammar import plots, summary
 
-    cfg = load_sections(args, {"evaluation": EvaluationConfig})["evaluation"]
     frame = summary.read_summaries([args.summary])
     grammars = sorted(frame["grammar"].unique())
     if len(grammars) != 1:
         raise ValueError(f"{args.summary}: expected one grammar, found {grammars}")
     grammar = grammars[0]
-    table = summary.by_condition(frame, np.random.default_rng(args.bootstrap_seed),
-                                 cfg.bootstrap_resamples)
+    table = summary.by_condition(frame)
     logs = {}
     for run_dir in args.runs:
         condition, seed = summary.parse_run_dir(run_dir)

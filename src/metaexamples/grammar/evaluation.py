@@ -1,10 +1,22 @@
-"""The evaluation stage: what one model knows about one grammar.
+"""The evaluation stage: what one model knows about one grammar, in one job.
 
-`evaluate_perplexity` scores every val/test string and the held-out canonical documents
-(`scoring`) and turns the scores into metrics (`metrics`); `evaluate_generation` samples
-strings (`sampling`) and judges them. Both check their inputs first and write their
-outputs atomically into one directory, with bootstrap intervals over strings (or
-samples) for every rate, so a single-seed run still carries its uncertainty.
+`evaluate` loads the model once (a trained model, the untrained base model, or the
+grammar's exact `oracle` built on the base model's tokenizer), then
+
+- scores every val/test string and the held-out canonical documents (`scoring`) and
+  turns the scores into metrics (`metrics`): ``scores.jsonl``, ``perplexity_metrics.json``;
+- samples strings after the opening tag and judges them (`sampling`): ``samples.jsonl``,
+  ``generation_metrics.json``.
+
+Every metric of the headline split and every generation rate carries a 95 % interval
+from within the run, so a single-seed run still shows its uncertainty:
+
+- string metrics: a cluster bootstrap (`stats.cluster_bootstrap`): a valid string and
+  the negatives derived from it are resampled together;
+- sample proportions (format/rule validity, ...): Wilson intervals over the samples;
+- other sample statistics and canonical perplexity: a bootstrap over samples / documents.
+
+The oracle models grammar strings only, so its canonical perplexity is not computed.
 """
 
 from __future__ import annotations
@@ -13,22 +25,32 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from metaexamples import stats
 from metaexamples.config import EvaluationConfig
 from metaexamples.grammar import metrics, sampling, scoring
 from metaexamples.grammar.documents import example_continuation
+from metaexamples.grammar.languages import DOCUMENT_NEGATIVE_TYPES
 from metaexamples.io import DataFileError, read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-HEADLINE_SPLIT = "test"  # the split whose metrics get bootstrap intervals
+HEADLINE_SPLIT = "test"  # the split whose metrics get intervals
 COUNT_KEYS = ("n_valid", "n_invalid", "n_samples", "canonical_documents", "canonical_tokens")
+INTERVAL_METHODS = {
+    "strings": "cluster_bootstrap",  # clusters: a valid string and its negatives
+    "sample proportions": "wilson",
+    "other sample statistics": "bootstrap",
+    "canonical": "bootstrap",  # over documents
+}
+ORACLE_CANONICAL_NOTE = ("not computed: the oracle models grammar strings only and is "
+                         "uniform over the vocabulary elsewhere")
 
 
 def load_inventory(tokens_path: Path) -> tuple[list[str], list[str]]:
@@ -60,23 +82,36 @@ def make_grammar_from_manifest(manifest: dict[str, Any]):
                         int(manifest["min_length"]), int(manifest["max_length"]))
 
 
-def _load(model_dir: Path):
+def load_model_for(model_dir: Path, grammar_obj, oracle: bool):
+    """(model, tokenizer): the model in `model_dir`, or the grammar's oracle on its tokenizer."""
     from metaexamples.models import load_model, load_tokenizer
 
-    model = load_model(model_dir)
-    model.eval()
-    return model, load_tokenizer(model_dir)
+    tok = load_tokenizer(model_dir)
+    if oracle:
+        from metaexamples.grammar.oracle import GrammarOracle
+
+        return GrammarOracle(grammar_obj, tok), tok
+    return load_model(model_dir).eval(), tok
 
 
-def _intervals(point: dict[str, float], prefix: str, rows: pd.DataFrame, fn, rng,
-               cfg: EvaluationConfig, skip: Sequence[str] = ()) -> dict[str, list[float]]:
-    """Bootstrap intervals (resampling `rows`) of every non-count metric in `point`."""
-    keys = [k for k, v in point.items()
-            if k not in COUNT_KEYS and k not in skip and not _isnan(v)]
+def _interval_keys(point: dict[str, float], skip: Sequence[str] = ()) -> list[str]:
+    return [k for k, v in point.items()
+            if k not in COUNT_KEYS and k not in skip and not k.startswith("n_")
+            and not _isnan(v)]
+
+
+def bootstrap_intervals(
+    point: dict[str, float], rows: pd.DataFrame, fn: Callable[[dict], dict[str, float]],
+    clusters: Sequence[object], rng: np.random.Generator, resamples: int,
+    skip: Sequence[str] = (),
+) -> dict[str, list[float]]:
+    """Intervals of every non-count metric in `point` by resampling `clusters` of `rows`."""
+    keys = set(_interval_keys(point, skip))
     cols = metrics.columns(rows)
-    iv = metrics.bootstrap_intervals(lambda idx: fn(metrics.take(cols, idx)), len(rows), keys,
-                                     rng, cfg.bootstrap_resamples)
-    return {f"{prefix}{k}": v for k, v in iv.items()}
+    bounds = stats.cluster_bootstrap(
+        lambda idx: {k: v for k, v in fn(metrics.take(cols, idx)).items() if k in keys},
+        clusters, rng, resamples)
+    return {k: list(bounds[k]) for k in point if k in bounds}
 
 
 def _isnan(v: Any) -> bool:
@@ -84,133 +119,180 @@ def _isnan(v: Any) -> bool:
 
 
 def _none_nan(obj: Any) -> Any:
-    """NaN -> None, recursively, for strict JSON."""
+    """NaN and infinities -> None, recursively, for strict JSON."""
     if isinstance(obj, dict):
         return {k: _none_nan(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_none_nan(v) for v in obj]
-    return None if _isnan(obj) else obj
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
-# -- perplexity / likelihood ------------------------------------------------------------
-
-
-def evaluate_perplexity(
+def evaluate(
     model_dir: Path,
     data_dir: Path,
     tokens_path: Path,
     heldout_path: Path,
     splits: Sequence[str],
+    seed: int,
     cfg: EvaluationConfig,
     out_dir: Path,
+    oracle: bool = False,
     bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
+    """Score and sample one model on one grammar; write the four outputs into `out_dir`."""
     start = time.perf_counter()
     symbols, foreign = load_inventory(tokens_path)
     manifest = load_manifest(data_dir, symbols, tokens_path)
-    grammar = manifest["grammar"]
+    grammar_obj = make_grammar_from_manifest(manifest)
     allowed = set(symbols) | set(foreign)
-    inputs = {s: scoring.load_eval_split(data_dir / f"{s}.jsonl", grammar, allowed)
+    inputs = {s: scoring.load_eval_split(data_dir / f"{s}.jsonl", grammar_obj.name, allowed)
               for s in splits}
-    heldout = read_jsonl(heldout_path, required=("text",))
-    model, tok = _load(model_dir)
+    heldout = [] if oracle else read_jsonl(heldout_path, required=("text",))
+    train_texts = {r["text"] for r in read_jsonl(data_dir / "train.jsonl", required=("text",))}
+    model, tok = load_model_for(model_dir, grammar_obj, oracle)
+    check_token_budget(tok, grammar_obj, cfg.max_new_tokens)
+    loaded = time.perf_counter()
+    ppl = score_model(model, tok, grammar_obj, manifest, inputs, heldout, cfg, out_dir,
+                      np.random.default_rng(bootstrap_seed))
+    gen = sample_model(model, tok, grammar_obj, manifest, train_texts, seed, cfg, out_dir,
+                       np.random.default_rng(bootstrap_seed))
+    common = {"model_dir": str(model_dir), "oracle": oracle,
+              "load_seconds": loaded - start, "wall_seconds": time.perf_counter() - start}
+    ppl |= common
+    gen |= common
+    write_json(out_dir / "perplexity_metrics.json", _none_nan(ppl))
+    write_json(out_dir / "generation_metrics.json", _none_nan(gen))
+    log.info("wrote %s (%.1fs, %.1fs loading)", out_dir, common["wall_seconds"],
+             common["load_seconds"])
+    return {"perplexity": ppl, "generation": gen}
 
+
+# -- likelihood -------------------------------------------------------------------------
+
+
+def negative_type_notes(rows: Sequence[dict]) -> dict[str, dict[str, Any]]:
+    """How each negative type is scored and whether it is pooled, with its count."""
+    kinds = sorted({r["negative_type"] for r in rows if not r["valid"]})
+    return {k: {"n": sum(1 for r in rows if r["negative_type"] == k),
+                "scored_as": ("symbols + end-of-text (no closing tag)"
+                              if k in DOCUMENT_NEGATIVE_TYPES else "symbols + closing tag"),
+                "pooled": True,
+                "interval": "drawn" if sum(1 for r in rows if r["negative_type"] == k)
+                >= metrics.MIN_CELL else f"n < {metrics.MIN_CELL}: reported, not drawn"}
+            for k in kinds}
+
+
+def score_model(model, tok, grammar_obj, manifest: dict[str, Any], inputs: dict[str, list],
+                heldout: Sequence[dict], cfg: EvaluationConfig, out_dir: Path,
+                rng: np.random.Generator) -> dict[str, Any]:
+    """Score the eval splits (and canonical documents); write scores.jsonl; the metrics."""
+    name = grammar_obj.name
+    dist = {int(k): float(v) for k, v in manifest["length_distribution"].items()}
     table: list[dict] = []
     for split, rows in inputs.items():
-        encoded = scoring.encode_eval_rows(tok, grammar, rows)
+        encoded = scoring.encode_eval_rows(tok, name, rows)
         scores = scoring.score_encoded(model, encoded, tok.pad_token_id, cfg.batch_size,
-                                       desc=f"scoring {grammar} {split}")
+                                       desc=f"scoring {name} {split}")
         table += scoring.score_table(rows, scores, split)
         log.info("scored %d %s strings", len(rows), split)
     max_len = scoring.model_max_length(model)
     docs = [scoring.encode_document(tok, r["text"], tok.eos_token_id, max_len) for r in heldout]
     doc_scores = scoring.score_encoded(model, docs, tok.pad_token_id, cfg.batch_size,
-                                       desc="scoring canonical")
+                                       desc="scoring canonical") if docs else []
     table += [{"split": "canonical", "doc": i, "logprob": s.logprob, "n_tokens": s.n_tokens,
                "nll_per_token": s.nll_per_token, "perplexity": s.perplexity}
               for i, s in enumerate(doc_scores)]
-    log.info("scored %d held-out canonical documents (%d tokens)", len(docs),
-             sum(s.n_tokens for s in doc_scores))
 
     frame = pd.DataFrame(table)
-    rng = np.random.default_rng(bootstrap_seed)
-    result: dict[str, Any] = {"grammar": grammar, "model_dir": str(model_dir), "splits": {},
-                              "intervals": {}}
-    for split in splits:
-        rows = frame[frame["split"] == split]
-        point = metrics.split_metrics(rows)
+    result: dict[str, Any] = {"grammar": name, "splits": {}, "intervals": {},
+                              "excess_nll_missing_lengths": {}, "negative_types": {}}
+    fn = lambda cols: metrics.split_metrics(cols, dist)  # noqa: E731
+    for split, rows in inputs.items():
+        part = frame[frame["split"] == split]
+        point = fn(part)
         result["splits"][split] = point
+        result["excess_nll_missing_lengths"][split] = _missing(part, dist)
+        result["negative_types"][split] = negative_type_notes(rows)
         if split == HEADLINE_SPLIT:
-            result["intervals"] |= _intervals(point, f"{split}.", rows, metrics.split_metrics,
-                                              rng, cfg)
-    canon = frame[frame["split"] == "canonical"]
-    result["canonical"] = metrics.canonical_metrics(canon)
-    result["intervals"] |= _intervals(result["canonical"], "", canon, metrics.canonical_metrics,
-                                      rng, cfg)
+            iv = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
+                                     cfg.bootstrap_resamples)
+            result["intervals"] |= {f"{split}.{k}": v for k, v in iv.items()}
+    if doc_scores:
+        canon = frame[frame["split"] == "canonical"]
+        result["canonical"] = metrics.canonical_metrics(canon)
+        result["intervals"] |= bootstrap_intervals(
+            result["canonical"], canon, metrics.canonical_metrics, list(range(len(canon))), rng,
+            cfg.bootstrap_resamples)
+    else:
+        result["canonical"] = {}
+        result["canonical_note"] = ORACLE_CANONICAL_NOTE
+    for split, missing in result["excess_nll_missing_lengths"].items():
+        if missing:
+            log.warning("%s %s: no held-out valid string of length %s; excess NLL is weighted "
+                        "over the other lengths", name, split, missing)
     result |= {
         "canonical_max_length": max_len,
         "settings": dataclasses.asdict(cfg),
-        "bootstrap": {"seed": bootstrap_seed, "resamples": cfg.bootstrap_resamples,
-                      "unit": "string (canonical: document)", "level": 0.95},
-        "wall_seconds": time.perf_counter() - start,
+        "bootstrap": {"resamples": cfg.bootstrap_resamples, "level": stats.LEVEL,
+                      "methods": INTERVAL_METHODS},
     }
     write_jsonl(out_dir / "scores.jsonl", (_none_nan(r) for r in table))
-    write_json(out_dir / "perplexity_metrics.json", _none_nan(result))
-    log.info("wrote %s (%.1fs)", out_dir / "perplexity_metrics.json", result["wall_seconds"])
     return result
+
+
+def _missing(part: pd.DataFrame, dist: dict[int, float]) -> list[int]:
+    valid = part[part["valid"].astype(bool)]
+    return metrics.excess_nll_by_length(valid["length"], valid["logp_true"] - valid["logprob"],
+                                        dist)[2]
 
 
 # -- generation -------------------------------------------------------------------------
 
 
-def evaluate_generation(
-    model_dir: Path,
-    data_dir: Path,
-    tokens_path: Path,
-    seed: int,
-    cfg: EvaluationConfig,
-    out_dir: Path,
-    bootstrap_seed: int = 0,
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    symbols, _ = load_inventory(tokens_path)
-    manifest = load_manifest(data_dir, symbols, tokens_path)
-    grammar_obj = make_grammar_from_manifest(manifest)
+def sample_model(model, tok, grammar_obj, manifest: dict[str, Any], train_texts: set[str],
+                 seed: int, cfg: EvaluationConfig, out_dir: Path,
+                 rng: np.random.Generator) -> dict[str, Any]:
+    """Sample and judge strings; write samples.jsonl; the metrics with their intervals."""
     name = grammar_obj.name
-    train_texts = {r["text"] for r in read_jsonl(data_dir / "train.jsonl", required=("text",))}
     length_dist = {int(k): float(v) for k, v in manifest["length_distribution"].items()}
-    model, tok = _load(model_dir)
-    check_token_budget(tok, grammar_obj, cfg.max_new_tokens)
-
     samples = sampling.sample_strings(model, tok, name, cfg.samples, cfg.sample_batch_size,
                                       cfg.max_new_tokens, seed)
     rows = sampling.sample_rows(samples, grammar_obj, train_texts)
     frame = pd.DataFrame(rows)
     point = sampling.generation_metrics(frame, length_dist)
     point["chance_rate"] = sampling.chance_rate(grammar_obj, length_dist)
-    rng = np.random.default_rng(bootstrap_seed)
-    fn = lambda df: sampling.generation_metrics(df, length_dist)  # noqa: E731
+    fn = lambda cols: sampling.generation_metrics(cols, length_dist)  # noqa: E731
+    intervals = bootstrap_intervals(point, frame, fn, list(range(len(frame))), rng,
+                                    cfg.bootstrap_resamples,
+                                    skip=(*metrics.SAMPLE_UNRESAMPLED, *metrics.SAMPLE_PROPORTIONS))
+    for key, hits in proportion_hits(frame).items():
+        iv = stats.wilson_interval(int(hits.sum()), len(frame))
+        intervals[key] = [iv.low, iv.high]
     fmt_lengths = [int(x) for x in frame.loc[frame["format_valid"], "length"]]
-    result = {
+    write_jsonl(out_dir / "samples.jsonl", rows)
+    log.info("%s: format validity %.3f, rule validity %.3f (chance %.3f) over %d samples",
+             name, point["format_validity"], point["rule_validity"], point["chance_rate"],
+             len(rows))
+    return {
         "grammar": name,
-        "model_dir": str(model_dir),
         "seed": seed,
         "metrics": point,
-        # distinct_fraction is not resampled (a bootstrap resample repeats strings)
-        "intervals": _intervals(point, "", frame, fn, rng, cfg,
-                                skip=("distinct_fraction", "chance_rate")),
+        "intervals": intervals,
         "length_histogram": {str(k): v for k, v in sampling.length_histogram(fmt_lengths).items()},
         "generator_length_distribution": {str(k): v for k, v in sorted(length_dist.items())},
         "stop_reasons": frame["stop"].value_counts().to_dict(),
         "settings": dataclasses.asdict(cfg) | {"temperature": 1.0, "top_p": 1.0},
-        "wall_seconds": time.perf_counter() - start,
+        "bootstrap": {"resamples": cfg.bootstrap_resamples, "level": stats.LEVEL,
+                      "methods": INTERVAL_METHODS},
     }
-    write_jsonl(out_dir / "samples.jsonl", rows)
-    write_json(out_dir / "generation_metrics.json", _none_nan(result))
-    log.info("%s: format validity %.3f, rule validity %.3f (chance %.3f) over %d samples",
-             name, point["format_validity"], point["rule_validity"], point["chance_rate"],
-             len(rows))
-    return result
+
+
+def proportion_hits(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The per-sample indicator behind each metric in `metrics.SAMPLE_PROPORTIONS`."""
+    return {"well_formed_rate": frame["well_formed"].to_numpy(bool),
+            "format_validity": frame["format_valid"].to_numpy(bool),
+            "rule_validity": frame["rule_valid"].to_numpy(bool),
+            "closed_rate": (frame["stop"] == "close_tag").to_numpy(bool)}
 
 
 def check_token_budget(tok, grammar_obj, max_new_tokens: int) -> None:

@@ -160,6 +160,11 @@ class Grammar(ABC):
     def _sample_of_length(self, rng: np.random.Generator, length: int) -> list[str]:
         """A uniform valid string of `length` (which has count(length) > 0)."""
 
+    @abstractmethod
+    def _completions(self, prefix: Sequence[str], length: int) -> int:
+        """Valid strings of exactly `length` symbols (bounds ignored) starting with `prefix`,
+        whose symbols are all in the alphabet."""
+
     def _empty_language_reason(self) -> str:
         return f"no valid string with length in [{self.min_length}, {self.max_length}]"
 
@@ -195,6 +200,39 @@ class Grammar(ABC):
         if not self.accepts(symbols):
             return -math.inf
         return -math.log(len(self.lengths())) - math.log(self.count(len(symbols)))
+
+    # -- the generator's sequential form (what an exact next-token model needs) ---------
+
+    def completions(self, prefix: Sequence[str], length: int) -> int:
+        """Valid strings of exactly `length` symbols that start with `prefix` (0 if none)."""
+        allowed = set(self.alphabet)
+        if length < len(prefix) or any(s not in allowed for s in prefix):
+            return 0
+        return self._completions(prefix, length)
+
+    def prefix_probability(self, prefix: Sequence[str]) -> float:
+        """P(a sampled string starts with `prefix`): sum over L of P(L) N(L, prefix) / N(L)."""
+        return sum(p * self.completions(prefix, n) / self.count(n)
+                   for n, p in self.length_distribution().items() if n >= len(prefix))
+
+    def next_symbol(self, prefix: Sequence[str]) -> tuple[dict[str, float], float]:
+        """The generator's next step after `prefix`: (P(symbol | prefix), P(end | prefix)).
+
+        The product of these conditionals along a string and its end is `exp(logp)`::
+
+            >>> g = make_grammar("g3", ("★", "◆"), 1, 3)  # P(L) = 1/3 for L = 1, 2, 3
+            >>> nxt, end = g.next_symbol(["★"])  # P(★...) = 1/6 + 1/6 + 1/6
+            >>> {s: round(p, 4) for s, p in nxt.items()}, round(end, 4)  # ★★ ★★★ | ★◆★ | ★
+            ({'★': 0.5, '◆': 0.1667}, 0.3333)
+        """
+        total = self.prefix_probability(prefix)
+        if total <= 0.0:
+            raise ValueError(f"{self.name}: {list(prefix)} is not a prefix of any valid string")
+        nxt = {a: self.prefix_probability([*prefix, a]) / total for a in self.alphabet}
+        n = len(prefix)
+        p_len = self.length_distribution().get(n, 0.0)
+        end = p_len * self.completions(prefix, n) / self.count(n) / total if p_len else 0.0
+        return nxt, end
 
     # -- hard negatives ---------------------------------------------------------------
 
@@ -288,6 +326,9 @@ class AnyString(Grammar):
     def _sample_of_length(self, rng: np.random.Generator, length: int) -> list[str]:
         return self._random_symbols(rng, length)
 
+    def _completions(self, prefix: Sequence[str], length: int) -> int:
+        return self.k ** (length - len(prefix))
+
     def _extend(self, rng: np.random.Generator, valid: list[str], target: int) -> list[str]:
         return valid + self._random_symbols(rng, target - len(valid))
 
@@ -324,6 +365,11 @@ class EvenCounts(Grammar):
 
     def _sample_of_length(self, rng: np.random.Generator, length: int) -> list[str]:
         return sample_even_counts(rng, self.alphabet, length)
+
+    def _completions(self, prefix: Sequence[str], length: int) -> int:
+        """The rest must make exactly the prefix's odd-count symbols odd (`_parity_table`)."""
+        odd = sum(c % 2 for c in Counter(prefix).values())
+        return _parity_table(self.k, length - len(prefix))[odd]
 
     def _extend(self, rng: np.random.Generator, valid: list[str], target: int) -> list[str]:
         return valid + sample_even_counts(rng, self.alphabet, target - len(valid))
@@ -385,6 +431,14 @@ class Palindrome(Grammar):
     def _sample_of_length(self, rng: np.random.Generator, length: int) -> list[str]:
         half = self._random_symbols(rng, (length + 1) // 2)
         return half + half[: length // 2][::-1]
+
+    def _completions(self, prefix: Sequence[str], length: int) -> int:
+        """Prefix positions that mirror each other must agree; the rest of the first half
+        is free."""
+        t = len(prefix)
+        if any(prefix[i] != prefix[length - 1 - i] for i in range(t) if length - 1 - i < t):
+            return 0
+        return self.k ** max(0, (length + 1) // 2 - t)
 
     def _can_extend(self, length: int, target: int) -> bool:
         return (target - length) % 2 == 0

@@ -1,31 +1,40 @@
 """What a model knows about a grammar, from per-string log-probabilities.
 
-All metrics use the total log-probability of a string including its closing tag
-(`scoring`), never a per-token mean, so length and tag effects do not masquerade as rule
-knowledge (DESIGN.md §3 item 7):
+All metrics use the total log-probability of a string including how it ends (its
+closing tag; end-of-text for an `unclosed_tag` negative, see `scoring`), never a
+per-token mean, so length and tag effects do not masquerade as rule knowledge
+(DESIGN.md §3 item 7):
 
 - `auroc`: P(a random valid string scores above a random invalid one), ties count 1/2
-  (the Mann-Whitney U statistic), overall and per negative type.
+  (the Mann-Whitney U statistic), pooled over the negative types and per type.
 - `pair_accuracy`: share of negatives scored below the valid string they were derived
   from; on `minimal_edit` negatives this is the minimal-pair accuracy.
-- `excess_nll`: mean over valid strings of NLL_model - NLL_true, in nats, where NLL_true
-  is the generator's exact -log p; 0 means the model matches the generator.
-- `bootstrap_interval`: percentile interval of any statistic over resampled units.
+- `excess_nll`: an estimate of KL(p_true || model) in nats: per length L, the mean of
+  NLL_model - NLL_true over held-out valid strings of that length, weighted by the
+  generator's P(L) (held-out strings are distinct, so short lengths are rare among them
+  and an unweighted mean would over-weight long strings). 0 for the generator itself.
 
-`split_metrics` computes every one of them from a table of scored rows, so the same
-function serves point estimates and bootstrap resamples.
+`split_metrics` computes all of them from a table of scored rows, so the same function
+serves point estimates and (cluster) bootstrap resamples (`metaexamples.stats`).
+Every per-type metric comes with its count ``n_<type>``: a type with fewer than
+`MIN_CELL` negatives gets no interval bar in the figures.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-HEADLINE = ("excess_nll", "minimal_pair_accuracy", "auroc", "auroc_minimal_edit")
+MIN_CELL = 20  # fewer strings than this: the cell is reported with its n, not as an interval
+# Sample metrics (`sampling.generation_metrics`) by how their within-run interval is made:
+SAMPLE_PROPORTIONS = ("well_formed_rate", "format_validity", "rule_validity", "closed_rate")
+SAMPLE_STATISTICS = ("rule_validity_given_format", "novel_fraction", "mean_new_tokens",
+                     "length_tv_distance")
+SAMPLE_UNRESAMPLED = ("distinct_fraction", "chance_rate")  # resamples repeat strings; constant
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -90,6 +99,31 @@ def excess_nll(logprob: Sequence[float], logp_true: Sequence[float]) -> float:
     return float(np.mean(lt - lp))
 
 
+def excess_nll_by_length(
+    lengths: Sequence[int], excess: Sequence[float], length_distribution: Mapping[int, float]
+) -> tuple[float, dict[int, tuple[float, int]], list[int]]:
+    """(P(L)-weighted excess NLL, {L: (mean, n)} for every generator length, missing lengths).
+
+    The weighted mean is renormalised over the lengths that have held-out strings; the
+    lengths without any are returned so the output can name them.
+
+    >>> excess_nll_by_length([2, 2, 4], [1.0, 3.0, 0.0], {2: 0.5, 4: 0.25, 6: 0.25})
+    (1.3333333333333333, {2: (2.0, 2), 4: (0.0, 1), 6: (nan, 0)}, [6])
+    """
+    lengths = np.asarray(lengths, dtype=int)
+    excess = np.asarray(excess, dtype=float)
+    per_length: dict[int, tuple[float, int]] = {}
+    total = weight = 0.0
+    for n, p in sorted(length_distribution.items()):
+        at = excess[lengths == n]
+        per_length[int(n)] = (float(at.mean()) if len(at) else math.nan, len(at))
+        if len(at):
+            total += p * float(at.mean())
+            weight += p
+    missing = [n for n, (_, count) in per_length.items() if count == 0]
+    return (total / weight if weight else math.nan), per_length, missing
+
+
 Columns = Mapping[str, Any]
 
 
@@ -104,12 +138,13 @@ def take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[idx] for k, v in cols.items()}
 
 
-def split_metrics(rows: Columns) -> dict[str, float]:
+def split_metrics(rows: Columns, length_distribution: Mapping[int, float]) -> dict[str, float]:
     """Every string-level metric of one split's scored rows.
 
-    `rows` (a DataFrame or a dict of arrays) needs columns valid, negative_type,
+    `rows` (a DataFrame or a dict of arrays) needs columns valid, negative_type, length,
     logprob, n_tokens, logp_true and pair_logprob (the score of the valid string a
-    negative was derived from; NaN/None where there is none).
+    negative was derived from; NaN/None where there is none). `length_distribution` is
+    the generator's P(L), which weights `excess_nll`.
     """
     valid = np.asarray(rows["valid"], dtype=bool)
     kinds = np.asarray(rows["negative_type"], dtype=object)
@@ -117,25 +152,57 @@ def split_metrics(rows: Columns) -> dict[str, float]:
     pair = np.asarray(rows["pair_logprob"], dtype=float)
     vlp = lp[valid]
     tokens = np.asarray(rows["n_tokens"], dtype=float)[valid].sum()
+    excess = np.asarray(rows["logp_true"], dtype=float)[valid] - vlp
+    weighted, per_length, _ = excess_nll_by_length(
+        np.asarray(rows["length"], dtype=int)[valid], excess, length_distribution)
     out: dict[str, float] = {
         "n_valid": float(valid.sum()),
         "n_invalid": float((~valid).sum()),
-        "excess_nll": excess_nll(vlp, np.asarray(rows["logp_true"], dtype=float)[valid]),
+        "excess_nll": weighted,
+        "excess_nll_string_mean": excess_nll(vlp, vlp + excess),
         "mean_logprob_valid": float(vlp.mean()) if len(vlp) else math.nan,
         "nll_per_token_valid": float(-vlp.sum() / tokens) if tokens else math.nan,
         "perplexity_valid": float(math.exp(-vlp.sum() / tokens)) if tokens else math.nan,
         "auroc": auroc(vlp, lp[~valid]),
     }
+    for n, (mean, count) in per_length.items():
+        out[f"excess_nll_len{n}"] = mean
+        out[f"n_valid_len{n}"] = float(count)
     paired = ~valid & ~np.isnan(pair)
     out["pair_accuracy"] = pair_accuracy(pair[paired], lp[paired])
     for kind in sorted({k for k in kinds[~valid] if k is not None}):
         of_kind = ~valid & (kinds == kind)
+        out[f"n_{kind}"] = float(of_kind.sum())
         out[f"auroc_{kind}"] = auroc(vlp, lp[of_kind])
         both = of_kind & paired
         out[f"pair_accuracy_{kind}"] = pair_accuracy(pair[both], lp[both])
     out["minimal_pair_accuracy"] = out.get("pair_accuracy_minimal_edit", math.nan)
     out.setdefault("auroc_minimal_edit", math.nan)
     return out
+
+
+def within_run_interval(metric: str) -> tuple[str, str]:
+    """(method, count column) of the interval one run's evaluation gives `metric`.
+
+    >>> within_run_interval("auroc_minimal_edit"), within_run_interval("rule_validity")
+    (('cluster_bootstrap', 'n_minimal_edit'), ('wilson', 'n_samples'))
+    """
+    if metric in SAMPLE_PROPORTIONS:
+        return "wilson", "n_samples"
+    if metric in SAMPLE_STATISTICS:
+        return "bootstrap", "n_samples"
+    if metric in SAMPLE_UNRESAMPLED:
+        return "none", "n_samples"
+    if metric.startswith("canonical_"):
+        return "bootstrap", "canonical_documents"
+    if metric.startswith("excess_nll_len"):
+        return "cluster_bootstrap", "n_valid_len" + metric[len("excess_nll_len"):]
+    if metric == "minimal_pair_accuracy":
+        return "cluster_bootstrap", "n_minimal_edit"
+    for prefix in ("auroc_", "pair_accuracy_"):
+        if metric.startswith(prefix):
+            return "cluster_bootstrap", "n_" + metric[len(prefix):]
+    return "cluster_bootstrap", "n_valid"
 
 
 def canonical_metrics(rows: Columns) -> dict[str, float]:
@@ -150,84 +217,3 @@ def canonical_metrics(rows: Columns) -> dict[str, float]:
         "canonical_perplexity": float(math.exp(per_token)) if tokens else math.nan,
     }
 
-
-def bootstrap_interval(
-    statistic: Callable[[np.ndarray], float],
-    n_units: int,
-    rng: np.random.Generator,
-    resamples: int = 1000,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of `statistic(indices)` over `n_units` units.
-
-    `statistic` gets an index array drawn with replacement from range(n_units);
-    resamples where it is NaN are dropped. Returns (nan, nan) when nothing is left.
-    """
-    stats = bootstrap_samples(statistic, n_units, rng, resamples)
-    return percentile_interval(stats, level)
-
-
-def bootstrap_samples(
-    statistic: Callable[[np.ndarray], float],
-    n_units: int,
-    rng: np.random.Generator,
-    resamples: int,
-) -> np.ndarray:
-    if n_units == 0:
-        return np.array([])
-    draws = rng.integers(0, n_units, size=(resamples, n_units))
-    return np.array([statistic(idx) for idx in draws], dtype=float)
-
-
-def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    stats = np.asarray(stats, dtype=float)
-    stats = stats[~np.isnan(stats)]
-    if len(stats) == 0:
-        return (math.nan, math.nan)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
-
-
-def bootstrap_intervals(
-    metrics_at: Callable[[np.ndarray], dict[str, float]],
-    n_units: int,
-    keys: Sequence[str],
-    rng: np.random.Generator,
-    resamples: int = 1000,
-    level: float = 0.95,
-) -> dict[str, list[float]]:
-    """Intervals of several metrics at once: `metrics_at(idx)` on resampled unit indices.
-
-    Units are resampled together (one draw serves every metric), e.g. the rows of a
-    score table: ``bootstrap_intervals(lambda i: split_metrics(take(cols, i)), n, ...)``.
-    """
-    if n_units == 0:
-        return {k: [math.nan, math.nan] for k in keys}
-    draws = rng.integers(0, n_units, size=(resamples, n_units))
-    collected: dict[str, list[float]] = {k: [] for k in keys}
-    for idx in draws:
-        values = metrics_at(idx)
-        for k in keys:
-            collected[k].append(values.get(k, math.nan))
-    return {k: list(percentile_interval(np.array(v), level)) for k, v in collected.items()}
-
-
-def mean_interval(
-    values: Sequence[float], rng: np.random.Generator, resamples: int = 1000, level: float = 0.95
-) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of `values` and its percentile bootstrap interval."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return (math.nan, math.nan, math.nan)
-    lo, hi = bootstrap_interval(lambda idx: float(v[idx].mean()), len(v), rng, resamples, level)
-    return (float(v.mean()), lo, hi)
-
-
-def clean(values: dict[str, float]) -> dict[str, float | None]:
-    """NaN -> None so the dict can be written as strict JSON."""
-    out: dict[str, float | None] = {}
-    for k, v in values.items():
-        out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-    return out

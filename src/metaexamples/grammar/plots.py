@@ -1,9 +1,12 @@
 """Per-grammar figures (PNG, matplotlib Agg) from the summary tables and training logs.
 
 - `plot_metrics_by_condition`: each headline metric by condition, mean with its 95 %
-  interval, each seed as a dot, reference lines (chance, 0.5, 0).
+  interval, each seed as a dot, between the two bounds drawn across every panel: the
+  step-0 baseline (grey dashes) and the oracle (black dashes); reference lines (chance,
+  0.5, 0).
 - `plot_loss_curves`: every loss column of each run's `train_log.csv` against step.
-- `plot_by_negative_type`: AUROC and pair accuracy per negative type and condition.
+- `plot_by_negative_type`: AUROC and pair accuracy per negative type and condition;
+  a type with fewer than `metrics.MIN_CELL` strings is left out and named in the title.
 
 Every function takes tables and a path and returns the path, so the figures can be
 tested without a workflow.
@@ -24,7 +27,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from metaexamples.grammar.summary import BASELINE, HEADLINE_METRICS, condition_order  # noqa: E402
+from metaexamples.grammar.metrics import MIN_CELL  # noqa: E402
+from metaexamples.grammar.summary import (  # noqa: E402
+    BASELINE,
+    HEADLINE_METRICS,
+    ORACLE,
+    condition_order,
+)
 from metaexamples.io import atomic_path  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,7 @@ LABELS = {
 }
 REFERENCE = {"minimal_pair_accuracy": 0.5, "auroc": 0.5, "auroc_minimal_edit": 0.5,
              "excess_nll": 0.0}
+BOUND_COLORS = {BASELINE: (0.55, 0.55, 0.55, 1.0), ORACLE: (0.0, 0.0, 0.0, 1.0)}
 
 
 def _save(fig, path: Path) -> Path:
@@ -54,8 +64,8 @@ def _colors(conditions: Sequence[str]) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
     out, i = {}, 0
     for c in conditions:
-        if c == BASELINE:
-            out[c] = (0.4, 0.4, 0.4, 1.0)
+        if c in BOUND_COLORS:
+            out[c] = BOUND_COLORS[c]
         else:
             out[c] = cmap(i % 10)
             i += 1
@@ -97,6 +107,10 @@ def plot_metrics_by_condition(
             ax.scatter(x + np.asarray(jitter), seeds, s=10, color=colors[cond], alpha=0.45,
                        zorder=2)
             _errorbar(ax, x, *_stat(table, cond, metric), colors[cond], zorder=3)
+        for bound in (BASELINE, ORACLE):
+            value = _stat(table, bound, metric)[0]
+            if bound in conditions and not math.isnan(value):
+                ax.axhline(value, color=BOUND_COLORS[bound], lw=0.8, ls="--", alpha=0.6)
         if metric in REFERENCE:
             ax.axhline(REFERENCE[metric], color="k", lw=0.8, ls=":")
         if metric.startswith("rule_validity") and "chance_rate" in summary.columns:
@@ -111,7 +125,8 @@ def plot_metrics_by_condition(
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(present):]:
         ax.axis("off")
-    fig.suptitle(f"{grammar}: headline metrics by condition (mean, 95 % interval; dots: seeds)")
+    fig.suptitle(f"{grammar}: headline metrics by condition (mean, 95 % interval; dots: seeds;"
+                 " dashes: step-0 baseline (grey) and oracle (black))")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -173,10 +188,15 @@ def plot_loss_curves(
     return _save(fig, path)
 
 
-def negative_types(summary: pd.DataFrame, prefix: str) -> list[str]:
-    return sorted(c[len(prefix):] for c in summary.columns
-                  if c.startswith(prefix) and not c.endswith(("_ci_low", "_ci_high"))
-                  and summary[c].notna().any())
+def negative_types(summary: pd.DataFrame, prefix: str) -> tuple[list[str], list[str]]:
+    """(types with at least MIN_CELL strings in every row, types with fewer) for `prefix`."""
+    kinds = sorted(c[len(prefix):] for c in summary.columns
+                   if c.startswith(prefix) and not c.endswith(("_ci_low", "_ci_high"))
+                   and summary[c].notna().any())
+    def enough(kind: str) -> bool:
+        n = summary.get(f"n_{kind}")
+        return n is not None and bool((n.fillna(0) >= MIN_CELL).all())
+    return [k for k in kinds if enough(k)], [k for k in kinds if not enough(k)]
 
 
 def plot_by_negative_type(
@@ -192,7 +212,9 @@ def plot_by_negative_type(
          ("pair_accuracy_", "pair accuracy: P(valid) > P(its negative)")],
         strict=True,
     ):
-        kinds = negative_types(summary, prefix)
+        kinds, small = negative_types(summary, prefix)
+        if small:
+            title += f"\n(left out, n < {MIN_CELL}: {', '.join(small)})"
         width = 0.8 / max(1, len(conditions))
         for j, cond in enumerate(conditions):
             stats = [_stat(table, cond, prefix + k) for k in kinds]

@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from metaexamples.grammar.documents import close_tag, open_tag, parse_example
+from metaexamples.grammar.scoring import model_device
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,6 @@ def cut_at_close(grammar: str, continuation: str) -> str | None:
     return None if i < 0 else continuation[: i + len(tag)]
 
 
-def _select_cache(past, keep: torch.Tensor):
-    """Keep only the batch rows `keep` of a KV cache (in place when the cache allows)."""
-    if hasattr(past, "batch_select_indices"):
-        past.batch_select_indices(keep)
-        return past
-    return tuple(tuple(t[keep] for t in layer) for layer in past)  # legacy tuple caches
-
-
 def categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row from softmax(logits): the full distribution, no top-k/top-p.
 
@@ -89,11 +82,11 @@ def sample_batch(
     temperature: float = 1.0,
 ) -> list[Sample]:
     """`batch_size` samples from one KV-cached loop; each stops at the closing tag."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     prompt = torch.tensor([prompt_ids(tokenizer, grammar)] * batch_size, device=device)
     eos = tokenizer.eos_token_id
     out = model(input_ids=prompt, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1]
+    cache, logits = out.cache, out.logits[:, -1]
     alive = list(range(batch_size))  # original row of each batch position
     tokens: list[list[int]] = [[] for _ in range(batch_size)]
     done: dict[int, Sample] = {}
@@ -117,11 +110,10 @@ def sample_batch(
             break
         keep_t = torch.tensor(keep, device=device)
         if len(keep) < len(alive):
-            past = _select_cache(past, keep_t)
+            cache.batch_select_indices(keep_t)  # drop finished rows from the KV cache
         alive = [alive[p] for p in keep]
-        out = model(input_ids=nxt.to(device)[keep_t].unsqueeze(-1), past_key_values=past,
-                    use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1]
+        out = model(input_ids=nxt.to(device)[keep_t].unsqueeze(-1), cache=cache, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1]
     for row in alive:
         done[row] = Sample(_text(tokenizer, grammar, tokens[row]), len(tokens[row]),
                            "max_new_tokens")

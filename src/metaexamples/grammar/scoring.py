@@ -26,6 +26,9 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 
+FULL_LOGITS_BATCH_TOKENS = 512  # ~100 MB of float32 logits at a 50k vocabulary
+
+
 class TokenBoundaryError(ValueError):
     """The prefix's tokens are not a prefix of the full text's tokens."""
 
@@ -55,7 +58,10 @@ class Score:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.nll_per_token) if self.n_tokens else math.nan
+        """exp(NLL per token); inf past float range (a string the oracle rules out)."""
+        if not self.n_tokens:
+            return math.nan
+        return math.exp(self.nll_per_token) if self.nll_per_token < 700 else math.inf
 
 
 def encode(tokenizer, prefix: str, continuation: str, bos_id: int | None = None) -> Encoded:
@@ -197,11 +203,17 @@ def masked_logprobs(
     return out.view(batch, width - 1)
 
 
+def model_device(model) -> torch.device:
+    """Where the model's inputs go (a Hugging Face model or the grammar oracle)."""
+    device = getattr(model, "device", None)
+    return device if device is not None else next(model.parameters()).device
+
+
 @torch.inference_mode()
 def score_batch(model, seqs: Sequence[Encoded], pad_id: int) -> list[Score]:
     """Teacher-forced scores of one batch (any order, any lengths)."""
     ids, attn = pad_batch(seqs, pad_id)
-    device = next(model.parameters()).device
+    device = model_device(model)
     ids, attn = ids.to(device), attn.to(device)
     mask = target_mask(seqs, ids.shape[1]).to(device)
     token_lp = masked_logprobs(model, ids, attn, mask)
@@ -218,10 +230,17 @@ def score_encoded(
     max_batch_tokens: int | None = 4096,
     desc: str = "scoring",
 ) -> list[Score]:
-    """Scores of `seqs` in their original order, computed in length-sorted batches."""
+    """Scores of `seqs` in their original order, computed in length-sorted batches.
+
+    A model whose logits are not a plain projection materialises (positions x vocabulary)
+    logits, so its batches hold at most `FULL_LOGITS_BATCH_TOKENS` positions.
+    """
     for s in seqs:
         if s.n_prefix < 1 or s.n_scored < 1:
             raise ValueError(f"need at least one prefix and one scored token, got {s}")
+    if _plain_head(model) is None:
+        max_batch_tokens = min(max_batch_tokens or FULL_LOGITS_BATCH_TOKENS,
+                               FULL_LOGITS_BATCH_TOKENS)
     batches = length_sorted_batches([len(s.ids) for s in seqs], batch_size, max_batch_tokens)
     out: list[Score | None] = [None] * len(seqs)
     for batch in tqdm(batches, desc=desc, unit="batch", leave=False, disable=len(batches) < 4):
@@ -283,15 +302,31 @@ def load_eval_split(path, grammar: str, allowed_symbols: set[str]) -> list[dict]
 
 
 def encode_eval_rows(tokenizer, grammar: str, rows: Sequence[dict]) -> list[Encoded]:
-    """[EOS] + <gK> as context; the rest of the text (symbols and closing tag) scored.
+    """[EOS] + <gK> as context; the rest of the string, with how it ends, scored.
 
-    For every row but `unclosed_tag` the scored text is `example_continuation`; an
-    unclosed row is scored as it is (its symbols, no closing tag).
+    A string ends with its closing tag (`example_continuation`), except an
+    `unclosed_tag` negative, which ends with end-of-text: it and the valid string it came
+    from share their symbols, so the pair compares p(" </gK>") with p(EOS) after the same
+    symbols. (Scored without any ending, the negative would be an exact prefix of its
+    partner and could never score lower.)
     """
     from metaexamples.grammar.documents import open_tag
+    from metaexamples.grammar.languages import DOCUMENT_NEGATIVE_TYPES
 
     head = open_tag(grammar)
-    return [encode(tokenizer, head, r["text"][len(head):], tokenizer.eos_token_id) for r in rows]
+    eos = tokenizer.eos_token_id
+    out = []
+    for r in rows:
+        enc = encode(tokenizer, head, r["text"][len(head):], eos)
+        if r["negative_type"] in DOCUMENT_NEGATIVE_TYPES:
+            enc = Encoded((*enc.ids, eos), enc.n_prefix)
+        out.append(enc)
+    return out
+
+
+def cluster_of(row: dict) -> str:
+    """The resampling unit of an evaluation row: the valid string it is (or came from)."""
+    return row["text"] if row["valid"] else (row["pair_text"] or row["text"])
 
 
 def score_table(rows: Sequence[dict], scores: Sequence[Score], split: str) -> list[dict]:
@@ -308,6 +343,7 @@ def score_table(rows: Sequence[dict], scores: Sequence[Score], split: str) -> li
             "negative_type": r["negative_type"],
             "logp_true": logp_true,
             "pair_text": r["pair_text"],
+            "cluster": cluster_of(r),
             "logprob": s.logprob,
             "n_tokens": s.n_tokens,
             "nll_per_token": s.nll_per_token,

@@ -1,14 +1,19 @@
 """Aggregation: one row per (grammar, condition, seed), then means with intervals.
 
 `run_row` flattens one run's evaluation outputs (`perplexity_metrics.json`,
-`generation_metrics.json`) and training facts (`train_metrics.json`, read defensively)
-into a flat dict: the test-split metrics, canonical perplexity, generation metrics,
-each with its bootstrap interval over strings as ``<metric>_ci_low`` /
-``<metric>_ci_high``. The untrained starting model gives the ``baseline`` row (step 0).
+`generation_metrics.json`) and training facts (`train_metrics.json`, each read by the
+one key the trainer writes) into a flat dict: the test-split metrics, canonical
+perplexity, generation metrics, each with its within-run interval as
+``<metric>_ci_low`` / ``<metric>_ci_high``. Two reference rows bound every condition:
+``baseline``, the untrained starting model (step 0), and ``oracle``, the grammar's
+exact distribution (`oracle.GrammarOracle`), evaluated by the same code.
 
 `by_condition` turns those rows into a long table, one row per (grammar, condition,
-metric): the mean over seeds with a 95 % percentile-bootstrap interval across seeds, or,
-with a single seed, the run's own value and its interval across strings.
+metric): with two or more seeds, the mean over seeds and a Student-t interval with
+n - 1 degrees of freedom (`stats.t_interval`); with one seed (and for the reference
+rows), the run's own value and its within-run interval (`metrics.within_run_interval`).
+Each row names its interval method and its n; a per-type cell with fewer than
+`metrics.MIN_CELL` strings gets no interval.
 """
 
 from __future__ import annotations
@@ -23,17 +28,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaexamples import stats
 from metaexamples.grammar import metrics
 from metaexamples.io import DataFileError, read_json
 
 log = logging.getLogger(__name__)
 
 BASELINE = "baseline"
+ORACLE = "oracle"
+REFERENCES = (BASELINE, ORACLE)  # evaluated once per grammar, no training
 HEADLINE_SPLIT = "test"
 ID_COLUMNS = ("grammar", "condition", "seed")
 FACT_COLUMNS = ("model", "steps", "tokens_seen", "synthetic_share", "train_wall_seconds",
                 "train_tokens_per_s")
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+MISSING_LENGTHS = "excess_nll_missing_lengths"
 # headline metrics, in plotting order, with the direction that is better
 HEADLINE_METRICS: dict[str, str] = {
     "excess_nll": "lower",
@@ -45,16 +54,13 @@ HEADLINE_METRICS: dict[str, str] = {
     "rule_validity": "higher",
     "rule_validity_given_format": "higher",
 }
-# candidate keys of each run fact in train_metrics.json, first match wins
-FACT_KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "model_name", "base_model"),
-    "steps": ("steps", "global_step", "max_steps", "step"),
-    "tokens_seen": ("tokens_seen", "tokens", "train_tokens"),
-    "synthetic_share": ("achieved_synthetic_share", "synthetic_token_share", "synthetic_share",
-                        "synthetic_fraction"),
-    "train_wall_seconds": ("wall_time_s", "wall_time_seconds", "wall_seconds", "wall_time",
-                           "train_seconds", "elapsed_seconds"),
-    "train_tokens_per_s": ("tokens_per_s", "tokens_per_second"),
+# summary column <- the key train_metrics.json holds it under (training/trainer.py)
+TRAIN_FACTS: dict[str, str] = {
+    "steps": "steps",
+    "tokens_seen": "tokens_seen",
+    "synthetic_share": "achieved_synthetic_share",
+    "train_wall_seconds": "wall_time_s",
+    "train_tokens_per_s": "tokens_per_s",
 }
 RUN_DIR = re.compile(r"^seed(\d+)$")
 
@@ -71,21 +77,12 @@ def parse_run_dir(run_dir: Path) -> tuple[str, int]:
     return run_dir.parent.name, int(m.group(1))
 
 
-def find_fact(record: Mapping[str, Any], keys: Sequence[str]) -> Any:
-    """The first of `keys` found in `record` or in one of its nested mappings."""
-    for key in keys:
-        if key in record and not isinstance(record[key], Mapping):
-            return record[key]
-    for value in record.values():
-        if isinstance(value, Mapping):
-            found = find_fact(value, keys)
-            if found is not None:
-                return found
-    return None
-
-
-def run_facts(train_metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: find_fact(train_metrics, keys) for name, keys in FACT_KEYS.items()}
+def run_facts(train_metrics: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The summary's training facts from one run's train_metrics.json."""
+    missing = [key for key in TRAIN_FACTS.values() if key not in train_metrics]
+    if missing:
+        raise DataFileError(f"{path}: missing key(s) {missing}; was it written by `train`?")
+    return {column: train_metrics[key] for column, key in TRAIN_FACTS.items()}
 
 
 def flatten_perplexity(record: Mapping[str, Any], split: str = HEADLINE_SPLIT) -> dict[str, Any]:
@@ -95,6 +92,8 @@ def flatten_perplexity(record: Mapping[str, Any], split: str = HEADLINE_SPLIT) -
         raise KeyError(f"no {split!r} split in the perplexity metrics (have {sorted(splits)})")
     out: dict[str, Any] = dict(splits[split])
     out |= record.get("canonical", {})
+    missing = record.get(MISSING_LENGTHS, {}).get(split, [])
+    out[MISSING_LENGTHS] = " ".join(str(n) for n in missing)
     for key, (lo, hi) in record.get("intervals", {}).items():
         name = key.split(".", 1)[1] if key.startswith(f"{split}.") else key
         if "." in name:
@@ -120,7 +119,7 @@ def _read(path: Path) -> dict[str, Any]:
 def run_row(
     grammar: str, condition: str, seed: int | None, run_dir: Path, eval_dir: Path | None = None
 ) -> dict[str, Any]:
-    """One summary row from a run directory (`baseline`: no training facts, step 0)."""
+    """One summary row from a run directory (a reference row has no training facts)."""
     eval_dir = eval_dir or run_dir / "eval"
     ppl = _read(eval_dir / "perplexity_metrics.json")
     gen = _read(eval_dir / "generation_metrics.json")
@@ -128,14 +127,14 @@ def run_row(
                       (eval_dir / "generation_metrics.json", gen)):
         if rec.get("grammar") not in (None, grammar):
             raise DataFileError(f"{path}: is for grammar {rec.get('grammar')!r}, not {grammar!r}")
-    if condition == BASELINE:
-        facts: dict[str, Any] = {"model": None, "steps": 0, "tokens_seen": 0,
+    if condition in REFERENCES:
+        facts: dict[str, Any] = {"steps": 0 if condition == BASELINE else None,
+                                 "tokens_seen": 0 if condition == BASELINE else None,
                                  "synthetic_share": None, "train_wall_seconds": 0.0,
                                  "train_tokens_per_s": None}
     else:
-        facts = run_facts(_read(run_dir / "train_metrics.json"))
-    if not facts.get("model"):
-        facts["model"] = model_name(ppl.get("model_dir"))
+        facts = run_facts(_read(run_dir / "train_metrics.json"), run_dir / "train_metrics.json")
+    facts["model"] = ORACLE if ppl.get("oracle") else model_name(ppl.get("model_dir"))
     row: dict[str, Any] = {"grammar": grammar, "condition": condition, "seed": seed, **facts}
     row |= flatten_perplexity(ppl)
     row |= flatten_generation(gen)
@@ -163,23 +162,32 @@ def ordered(frame: pd.DataFrame) -> pd.DataFrame:
         cols.append(c)
         cols += [c + s for s in (CI_LOW, CI_HIGH) if c + s in frame.columns]
     out = frame[cols].copy()
+    order = {c: i for i, c in enumerate(condition_order(out["condition"]))}
+    out = out.iloc[sorted(range(len(out)), key=lambda i: (
+        str(out["grammar"].iloc[i]), order[out["condition"].iloc[i]]))]
     if "seed" in out.columns:  # integers, empty for the baseline
         out["seed"] = pd.to_numeric(out["seed"]).astype("Int64")
     return out
 
 
 def condition_order(conditions: Iterable[str]) -> list[str]:
-    """Baseline first, then the conditions in the order given (duplicates dropped)."""
+    """Baseline first, the conditions in the order given, the oracle last (no duplicates)."""
     seen = list(dict.fromkeys(conditions))
-    return ([BASELINE] if BASELINE in seen else []) + [c for c in seen if c != BASELINE]
+    middle = [c for c in seen if c not in REFERENCES]
+    return ([BASELINE] if BASELINE in seen else []) + middle + (
+        [ORACLE] if ORACLE in seen else [])
 
 
 def grammar_summary(
-    grammar: str, run_dirs: Sequence[Path], baseline_dir: Path | None
+    grammar: str, run_dirs: Sequence[Path], baseline_dir: Path | None,
+    oracle_dir: Path | None = None,
 ) -> pd.DataFrame:
+    """One grammar's rows: the baseline, every run, the oracle."""
     rows = []
     if baseline_dir is not None:
         rows.append(run_row(grammar, BASELINE, None, baseline_dir))
+    if oracle_dir is not None:
+        rows.append(run_row(grammar, ORACLE, None, oracle_dir))
     for run_dir in run_dirs:
         condition, seed = parse_run_dir(run_dir)
         rows.append(run_row(grammar, condition, seed, run_dir))
@@ -201,38 +209,51 @@ def read_summaries(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
-    skip = {*ID_COLUMNS, "model"}
+    """Numeric metric columns (counts, which become each row's n, excluded)."""
+    skip = {*ID_COLUMNS, "model", "canonical_tokens", MISSING_LENGTHS}
     return [c for c in frame.columns
-            if c not in skip and not c.endswith((CI_LOW, CI_HIGH))
-            and pd.api.types.is_numeric_dtype(frame[c])]
+            if c not in skip and not c.startswith("n_") and c != "canonical_documents"
+            and not c.endswith((CI_LOW, CI_HIGH)) and pd.api.types.is_numeric_dtype(frame[c])]
 
 
-def by_condition(
-    frame: pd.DataFrame, rng: np.random.Generator, resamples: int = 1000, level: float = 0.95
-) -> pd.DataFrame:
-    """Long table: mean and interval of every metric per (grammar, condition)."""
+BY_CONDITION_COLUMNS = ["grammar", "condition", "metric", "mean", "ci_low", "ci_high", "n",
+                        "interval", "n_seeds", "note"]
+
+
+def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long table: mean and interval of every metric per (grammar, condition).
+
+    `interval` names the method: ``t`` (across seeds; `n` is the number of seeds), or the
+    run's own within-run method (`n` is its number of strings, clusters or samples), or
+    ``none``; `note` says why a cell has no interval.
+    """
     out = []
     for (grammar, condition), group in frame.groupby(["grammar", "condition"], sort=False):
         for metric in metric_columns(frame):
             values = group[metric].to_numpy(float)
-            finite = values[~np.isnan(values)]
+            finite = ~np.isnan(values)
             rec: dict[str, Any] = {"grammar": grammar, "condition": condition, "metric": metric,
-                                   "n_seeds": len(finite)}
-            if len(finite) >= 2:
-                mean, lo, hi = metrics.mean_interval(finite, rng, resamples, level)
-                rec |= {"mean": mean, "ci_low": lo, "ci_high": hi, "interval": "seeds"}
-            elif len(finite) == 1:
-                i = int(np.flatnonzero(~np.isnan(values))[0])
-                lo = _cell(group, metric + CI_LOW, i)
-                hi = _cell(group, metric + CI_HIGH, i)
-                rec |= {"mean": float(finite[0]), "ci_low": lo, "ci_high": hi,
-                        "interval": "strings" if not math.isnan(lo) else "none"}
+                                   "n_seeds": int(finite.sum()), "note": ""}
+            method, count_column = metrics.within_run_interval(metric)
+            cell = _cell(group, count_column, int(np.argmax(finite)) if finite.any() else 0)
+            if finite.sum() >= 2:
+                iv = stats.t_interval(values[finite])
+                rec |= {"mean": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n": iv.n,
+                        "interval": iv.method}
+            elif finite.sum() == 1:
+                i = int(np.flatnonzero(finite)[0])
+                lo, hi = _cell(group, metric + CI_LOW, i), _cell(group, metric + CI_HIGH, i)
+                rec |= {"mean": float(values[i]), "ci_low": lo, "ci_high": hi, "n": cell,
+                        "interval": method if not math.isnan(lo) else "none"}
             else:
-                rec |= {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                rec |= {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": cell,
                         "interval": "none"}
+            if cell < metrics.MIN_CELL and count_column.startswith("n_") and count_column not in (
+                    "n_valid", "n_samples"):
+                rec |= {"ci_low": math.nan, "ci_high": math.nan, "interval": "none",
+                        "note": f"{count_column} = {cell:g} < {metrics.MIN_CELL}: no interval"}
             out.append(rec)
-    cols = ["grammar", "condition", "metric", "mean", "ci_low", "ci_high", "n_seeds", "interval"]
-    return pd.DataFrame(out, columns=cols)
+    return pd.DataFrame(out, columns=BY_CONDITION_COLUMNS)
 
 
 def _cell(group: pd.DataFrame, column: str, i: int) -> float:
