@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 
 import numpy as np
 import pytest
+import torch
 
 from metaexamples.canonical import offline_documents
 from metaexamples.grammar.documents import example_text, meta_text
-from metaexamples.training.mixing import Pool, build_stream, token_budgets
+from metaexamples.training.mixing import (
+    META_TOLERANCE,
+    MetaShareError,
+    Pool,
+    build_stream,
+    sentence_cuts,
+    token_budgets,
+)
+
+from ..conftest import REPO
 
 SYMBOLS = ["¡", "■", "¥", "―", "†"]
 
@@ -47,8 +58,8 @@ def test_token_budgets_add_up():
     assert b["meta"] == round(4096 * 0.05)
 
 
-@pytest.mark.parametrize(("ratio", "meta_percent"), [(0.1, 0.0), (0.1, 10.0), (0.05, 5.0),
-                                                      (0.3, 10.0), (0.5, 1.0)])
+@pytest.mark.parametrize(("ratio", "meta_percent"), [(0.1, 0.0), (0.1, 10.0), (0.05, 50.0),
+                                                      (0.3, 10.0), (0.5, 10.0)])
 def test_achieved_share_within_one_point(olmo_tokenizer, canonical_texts, example_texts,
                                          meta_texts, ratio, meta_percent):
     s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
@@ -130,30 +141,80 @@ def test_bad_pools_are_named(olmo_tokenizer, canonical_texts, example_texts):
         _stream(olmo_tokenizer, canonical_texts, example_texts, meta_percent=5.0)
 
 
-def test_small_meta_budgets_round_to_whole_documents(olmo_tokenizer, canonical_texts,
-                                                     example_texts, meta_texts, caplog):
-    # config.yaml's size: 40 steps x 4 x 128 tokens; 1 % of a 10 % synthetic budget is
-    # 20 tokens, less than one metaexample, which is still drawn (it fits the budget) and
-    # the overshoot is reported
-    with caplog.at_level(logging.WARNING, logger="metaexamples.training.mixing"):
-        s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
-                    n_sequences=160, meta_percent=1.0)
-    assert s.manifest["pools"]["meta"]["documents"] == 1
+def test_small_meta_budgets_are_met_by_cutting_at_a_sentence(olmo_tokenizer, canonical_texts,
+                                                            example_texts, meta_texts):
+    # 160 x 128 tokens: 1 % of a 10 % synthetic budget is 20 tokens, less than one whole
+    # metaexample; a cut after its first sentence meets it
+    s = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                n_sequences=160, meta_percent=1.0)
+    meta = s.manifest["pools"]["meta"]
+    assert meta["documents"] == 1 and meta["cut_documents"] == 1
+    assert abs(meta["tokens"] / meta["budget_tokens"] - 1) <= META_TOLERANCE
     assert abs(s.manifest["achieved_synthetic_share"] - 0.1) <= 0.01
-    assert "meta.jsonl: 1 metaexample document(s)" in caplog.text
-    assert "against a target of 1.0 %" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="metaexamples.training.mixing"):  # on target
+    cut = [row for row in s.tokens.tolist() if olmo_tokenizer.eos_token_id in row]
+    assert any("Paraphrase" in olmo_tokenizer.decode(r) for r in cut)
+    # a large budget takes whole documents, and the cut one closes its wrapper
+    big = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
+                  n_sequences=160, meta_percent=50.0)
+    assert abs(big.manifest["achieved_meta_share_of_synthetic"] - 0.5) <= 0.5 * META_TOLERANCE
+    text = olmo_tokenizer.decode(big.tokens.flatten().tolist())
+    assert text.count("<meta:describe g1>") == text.count("</meta:describe>")
+
+
+def test_a_budget_no_sentence_can_meet_fails_before_training(olmo_tokenizer, canonical_texts,
+                                                            example_texts, meta_texts):
+    with pytest.raises(MetaShareError, match=r"meta.jsonl: the metaexamples get \d+ tokens "
+                                             r"against a budget of 3 .*training.max_steps"):
         _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
-                n_sequences=160, meta_percent=50.0)
-    assert "metaexample" not in caplog.text
-    # a run so short that no metaexample fits its whole synthetic budget gets none, says so,
-    # and keeps the synthetic share
-    with caplog.at_level(logging.WARNING, logger="metaexamples.training.mixing"):
-        tiny = _stream(olmo_tokenizer, canonical_texts, example_texts, meta_texts,
-                       n_sequences=4, seq_len=64, meta_percent=10.0)
-    assert tiny.manifest["pools"]["meta"]["documents"] == 0
-    assert "meta.jsonl: no metaexample fits" in caplog.text
-    longest = max(len(ids) + 1 for ids in olmo_tokenizer(example_texts)["input_ids"])
-    # whole documents: off by at most half an example document
-    assert abs(tiny.manifest["achieved_synthetic_share"] - 0.1) <= longest / 2 / 256
+                n_sequences=4, seq_len=64, meta_percent=10.0)
+
+
+def test_sentence_cuts_keep_the_wrapper_and_leave_other_text_whole():
+    text = meta_text("judge", "g1", "Valid or invalid?\n ■ ¥ is valid\n ¥ is valid")
+    cuts = sentence_cuts(text)
+    assert cuts[-1] == text and len(cuts) == 3
+    assert all(c.startswith("<meta:judge g1> ") and c.endswith(" </meta:judge>") for c in cuts)
+    assert sentence_cuts("plain prose. More prose.") == ["plain prose. More prose."]
+
+
+def test_default_conditions_train_on_distinct_streams(olmo_tokenizer, canonical_texts,
+                                                      example_texts):
+    """No two default conditions collapse into the same stream (config.yaml's matrix)."""
+    from metaexamples.config import load_config
+    from metaexamples.grammar.designs import generate_metaexamples
+    from metaexamples.grammar.languages import make_grammar
+
+    cfg = load_config(REPO / "config.yaml")
+    t = cfg.training
+    grammar = make_grammar("g1", SYMBOLS, 1, 12)
+    streams = {}
+    for name in cfg.experiment.conditions:
+        cond = cfg.all_conditions[name]
+        meta = None
+        if cond.percent:
+            docs = generate_metaexamples(cond.design, grammar, cfg.data.meta_documents,
+                                         np.random.default_rng(0),
+                                         canonical_texts=canonical_texts)
+            meta = [d["text"] for d in docs]
+        streams[name] = _stream(
+            olmo_tokenizer, canonical_texts, example_texts, meta,
+            synthetic_mix_ratio=t.synthetic_mix_ratio, meta_percent=cond.percent,
+            n_sequences=t.max_steps * t.batch_size * t.gradient_accumulation_steps,
+            seq_len=t.max_seq_length)
+    manifests = {n: json.dumps(s.manifest["pools"], sort_keys=True) for n, s in streams.items()}
+    assert len(set(manifests.values())) == len(manifests), manifests
+    for a, b in itertools.combinations(streams, 2):
+        assert not torch.equal(streams[a].tokens, streams[b].tokens), (a, b)
+
+
+def test_config_rejects_a_matrix_whose_metaexamples_cannot_fit():
+    from metaexamples.config import Config, ConfigError
+
+    tiny = {"training": {"max_steps": 2, "batch_size": 1, "max_seq_length": 64},
+            "experiment": {"conditions": ["examples", "meta_10pct"]}}
+    with pytest.raises(ConfigError, match="experiment.conditions: 'meta_10pct' gives its "
+                                          "metaexamples 1 tokens"):
+        Config.from_dict(tiny)
+    Config.from_dict(tiny | {"experiment": {"conditions": ["examples"]}})  # no metaexamples
+    Config.from_dict(tiny | {"training": {"max_steps": 20, "batch_size": 1,
+                                          "max_seq_length": 64}})  # 13 tokens: may fit

@@ -12,14 +12,19 @@ until its budget is met; every document is followed by the tokenizer's end-of-te
 the documents are shuffled together and the concatenation is cut into ``T / seq_len``
 rows of ``seq_len`` tokens: no padding anywhere.
 
-Documents are whole, so budgets are met to the nearest document: metaexamples are drawn
-first (at least one when their budget is positive and one fits in the whole synthetic
-budget; a warning otherwise), the grammar examples then make up the
-synthetic total ``r T`` (so an overshoot of the long metaexamples comes out of the
-examples, not out of the ratio), and canonical text fills the rest. The last canonical
-document drawn is placed at the end of the stream, so the final cut only ever shortens
-that one document: the achieved synthetic share is ``r`` to within half an example
-document. The manifest records what was achieved, per pool.
+Documents are whole, except the metaexamples, which are drawn first and may be cut:
+when the next metaexample would overshoot what is left of their budget, it is cut after
+the sentence that brings the total nearest the budget and closed with its wrapper's tag
+(`sentence_cuts`), so a small share (1 % of a short run) is met to within a sentence
+instead of rounding to one whole document -- which made 1 % and 5 % conditions train on
+identical streams. A run whose metaexamples still miss their budget by more than
+`META_TOLERANCE` (relative) fails before training (`MetaShareError`), naming the knobs
+that set the budget. The grammar examples then make up the synthetic total ``r T`` (so
+the metaexamples' rounding comes out of the examples, not out of the ratio), and
+canonical text fills the rest. The last canonical document drawn is placed at the end of
+the stream, so the final cut only ever shortens that one document: the achieved
+synthetic share is ``r`` to within half an example document. The manifest records what
+was achieved, per pool.
 
     >>> budgets = token_budgets(1000, ratio=0.1, meta_fraction=0.1)
     >>> budgets
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +47,42 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from metaexamples.config import META_TOLERANCE  # largest relative miss of the meta budget
+
 log = logging.getLogger(__name__)
 
 POOLS = ("canonical", "examples", "meta")
 TOKENIZE_BATCH = 512
+CUT_SEARCH = 32  # documents searched for the sentence cut nearest the budget
+BUDGET_KNOBS = ("training.max_steps, training.batch_size, training.max_seq_length or "
+                "training.synthetic_mix_ratio (or the condition's percent)")
+_WRAPPED = re.compile(r"^(<[^<>]+>) (.*) (</[^<>]+>)$", re.DOTALL)
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+class MetaShareError(ValueError):
+    """The metaexamples cannot meet their share of the run's tokens."""
+
+
+def sentence_cuts(text: str) -> list[str]:
+    """The document cut after each of its sentences (shortest first), rewrapped.
+
+    Only a document wrapped as ``<tag> body </tag>`` is cut; the last cut is the whole
+    document::
+
+        >>> for cut in sentence_cuts("<meta:describe g1> One. Two! Three </meta:describe>"):
+        ...     print(cut)
+        <meta:describe g1> One. </meta:describe>
+        <meta:describe g1> One. Two! </meta:describe>
+        <meta:describe g1> One. Two! Three </meta:describe>
+    """
+    m = _WRAPPED.match(text)
+    if not m:
+        return [text]
+    head, body, tail = m.groups()
+    ends = [e.end() for e in _SENTENCE_END.finditer(body)]
+    cuts = [f"{head} {body[:end].rstrip()} {tail}" for end in ends if body[:end].strip()]
+    return [*dict.fromkeys([*cuts, text])]
 
 
 @dataclass(frozen=True)
@@ -93,32 +131,71 @@ class _PoolReader:
             self._tokenize(self.order[self.pos : self.pos + TOKENIZE_BATCH])
         return self.cache[idx]
 
+    def peek_text(self) -> str:
+        self.peek()  # reshuffles when the pool is spent
+        return self.texts[int(self.order[self.pos])]
+
     def _tokenize(self, indices: np.ndarray) -> None:
         todo = [int(i) for i in indices if int(i) not in self.cache]
         encoded = self.tokenizer([self.texts[i] for i in todo], add_special_tokens=False)
         self.cache.update(zip(todo, encoded["input_ids"], strict=True))
 
-    def draw(self, budget: int, eos: int, *, nearest: bool, first_within: int = 0
-             ) -> list[list[int]]:
+    def draw(self, budget: int, eos: int, *, nearest: bool) -> list[list[int]]:
         """Documents, each ending in `eos`, for a budget of `budget` tokens.
 
         ``nearest=False`` draws until the budget is reached (the pool that fills the stream).
         ``nearest=True`` stops where one more document would overshoot by more than it is
-        short; but a first document that overshoots is still taken when it fits in
-        `first_within` tokens (so a small budget is not rounded down to nothing).
+        short.
         """
         docs: list[list[int]] = []
         n = 0
         while n < budget:
             doc = [*self.peek(), eos]
-            closer = n + len(doc) / 2 <= budget
-            if nearest and not closer and (docs or len(doc) > first_within):
+            if nearest and n + len(doc) / 2 > budget:
                 break
-            docs.append(doc)
-            self.pos += 1
-            self.drawn += 1
-            n += len(doc)
+            n += len(self._take(docs, doc))
         return docs
+
+    def _take(self, docs: list[list[int]], doc: list[int]) -> list[int]:
+        """Consume the next document as `doc` (itself or a cut of it)."""
+        docs.append(doc)
+        self.pos += 1
+        self.drawn += 1
+        return doc
+
+    def draw_cut(self, budget: int, eos: int) -> tuple[list[list[int]], int]:
+        """Documents for `budget` tokens, the last one cut at a sentence so that the total
+        comes nearest the budget; (documents, number of cut documents).
+
+        The cut is chosen among the next `CUT_SEARCH` documents in the pool's order (the
+        chosen one is moved forward), since first sentences differ in length.
+        """
+        docs: list[list[int]] = []
+        n = 0
+        while n < budget:
+            doc = [*self.peek(), eos]
+            if n + len(doc) <= budget:
+                n += len(self._take(docs, doc))
+                continue
+            offset, best = self._nearest_cut(budget - n, eos)
+            if abs(len(best) - (budget - n)) >= budget - n:  # no nearer than stopping here
+                break
+            ahead = self.order[self.pos : self.pos + offset + 1]
+            self.order[self.pos : self.pos + offset + 1] = np.roll(ahead, 1)
+            whole = [*self.peek(), eos]
+            self._take(docs, best)
+            return docs, int(len(best) < len(whole))
+        return docs, 0
+
+    def _nearest_cut(self, left: int, eos: int) -> tuple[int, list[int]]:
+        """(offset in the order, tokens) of the sentence cut nearest `left` tokens."""
+        end = min(self.pos + CUT_SEARCH, len(self.order))
+        texts = [(k - self.pos, cut) for k in range(self.pos, end)
+                 for cut in sentence_cuts(self.texts[int(self.order[k])])]
+        ids = self.tokenizer([t for _, t in texts], add_special_tokens=False)["input_ids"]
+        options = [(offset, [*tokens, eos]) for (offset, _), tokens in zip(texts, ids,
+                                                                           strict=True)]
+        return min(options, key=lambda o: (abs(len(o[1]) - left), o[0]))
 
     def summary(self, budget: int, tokens: int) -> dict[str, Any]:
         return {
@@ -164,26 +241,17 @@ def build_stream(
         if pool is not None and (budgets[name] > 0 or name != "meta")
     }
 
-    # Metaexamples first; the examples then make up the synthetic budget as a whole, and
-    # canonical text fills the rest exactly (its last document is the one cut).
+    # Metaexamples first (cut at a sentence to meet their budget); the examples then make up
+    # the synthetic budget as a whole, and canonical text fills the rest exactly (its last
+    # document is the one cut).
     synthetic_budget = budgets["examples"] + budgets["meta"]
-    drawn = {"meta": readers["meta"].draw(budgets["meta"], eos, nearest=True,
-                                          first_within=synthetic_budget)
-             if "meta" in readers else []}
+    drawn: dict[str, list[list[int]]] = {"meta": []}
+    cut = 0
+    if "meta" in readers:
+        drawn["meta"], cut = readers["meta"].draw_cut(budgets["meta"], eos)
     meta_tokens = sum(len(d) for d in drawn["meta"])
-    meta_source = meta.source if meta else "meta"
-    if budgets["meta"] > 0 and not drawn["meta"]:
-        log.warning("%s: no metaexample fits this run's metaexample budget of %d tokens "
-                    "(synthetic budget %d): the run has none; train on more tokens",
-                    meta_source, budgets["meta"], synthetic_budget)
-    elif drawn["meta"] and not 0.5 <= meta_tokens / budgets["meta"] <= 1.5:
-        # A short run cannot hit a small share with whole documents: say how far off it is,
-        # since e.g. 1 % and 5 % conditions then train on the same stream.
-        log.warning("%s: %d metaexample document(s), %d tokens = %.1f %% of the synthetic "
-                    "tokens against a target of %.1f %%: metaexamples are whole documents; "
-                    "train on more tokens to hit the target", meta_source,
-                    len(drawn["meta"]), meta_tokens, 100.0 * meta_tokens / synthetic_budget,
-                    meta_percent)
+    check_meta_share(meta_tokens, budgets["meta"], synthetic_budget, meta_percent,
+                     meta.source if meta else "meta")
     drawn["examples"] = readers["examples"].draw(synthetic_budget - meta_tokens, eos,
                                                  nearest=True)
     synthetic = meta_tokens + sum(len(d) for d in drawn["examples"])
@@ -200,6 +268,8 @@ def build_stream(
     tokens = torch.from_numpy(flat[:total].reshape(n_sequences, seq_len).copy())
 
     manifest = _manifest(readers, budgets, counts, total, synthetic_mix_ratio, meta_percent)
+    if "meta" in manifest["pools"]:
+        manifest["pools"]["meta"]["cut_documents"] = cut
     manifest |= {"seed": seed, "seq_len": seq_len, "n_sequences": n_sequences, "eos_token_id": eos}
     if manifest["canonical_repeated"]:
         log.warning(
@@ -214,6 +284,22 @@ def build_stream(
         {k: int(c) for k, c in zip(POOLS, counts, strict=True)},
     )
     return PackedStream(tokens, manifest)
+
+
+def check_meta_share(tokens: int, budget: int, synthetic: int, meta_percent: float,
+                     source: str) -> None:
+    """Fail when the metaexamples miss their budget by more than `META_TOLERANCE`."""
+    if budget == 0 and meta_percent == 0:
+        return
+    if budget > 0 and abs(tokens / budget - 1.0) <= META_TOLERANCE:
+        return
+    raise MetaShareError(
+        f"{source}: the metaexamples get {tokens} tokens against a budget of {budget} "
+        f"({meta_percent:g} % of {synthetic} synthetic tokens), more than "
+        f"{META_TOLERANCE:.0%} off: even cut at a sentence, metaexamples cannot meet so "
+        f"small a budget, and this condition would train on the stream of another. "
+        f"Raise the run's token budget: {BUDGET_KNOBS}"
+    )
 
 
 def _shuffled_with_canonical_last(
