@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 
@@ -64,7 +64,9 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     mean = float(v.mean())
     if n == 1:
         return Interval(mean, math.nan, math.nan, 1, "t")
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    from scipy.special import stdtrit  # the t quantile; scipy.stats takes seconds to import
+
+    half = float(stdtrit(n - 1, 0.5 + level / 2) * v.std(ddof=1) / math.sqrt(n))
     return Interval(mean, mean - half, mean + half, n, "t")
 
 
@@ -72,12 +74,14 @@ def wilson_interval(successes: int, n: int, level: float = LEVEL) -> Interval:
     """Proportion successes / n with its Wilson score interval."""
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0, "wilson")
-    z = float(scipy_stats.norm.ppf(0.5 + level / 2))
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(p, low, high, n, "wilson")
 
 
 def percentile_bounds(samples: Sequence[float], level: float = LEVEL) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from metaexamples.grammar import sampling
+from metaexamples.grammar import metrics, sampling
 from metaexamples.grammar.languages import make_grammar
 from metaexamples.models import load_model, load_tokenizer
 
@@ -149,3 +149,13 @@ def test_generation_metrics():
     assert out["length_tv_distance"] == pytest.approx(0.25)
     assert math.isnan(sampling.total_variation({}, {1: 1.0}))
     assert np.isclose(sum(sampling.length_histogram([1, 1, 2]).values()), 1.0)
+
+
+def test_every_generation_metric_has_an_interval_method():
+    rows = pd.DataFrame({"text": ["<g1> ★ </g1>", "<g1> x"], "n_new_tokens": [3, 24],
+                         "stop": ["close_tag", "max_new_tokens"], "well_formed": [True, False],
+                         "format_valid": [True, False], "rule_valid": [True, False],
+                         "length": [1, None], "in_train": [False, False]})
+    keys = set(sampling.generation_metrics(rows, {1: 1.0})) - {"n_samples"}
+    assert keys == {*metrics.SAMPLE_PROPORTIONS, *metrics.SAMPLE_STATISTICS,
+                    *metrics.SAMPLE_UNRESAMPLED} - {"chance_rate"}

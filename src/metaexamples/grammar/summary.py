@@ -54,7 +54,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "rule_validity": "higher",
     "rule_validity_given_format": "higher",
 }
-# summary column <- the key train_metrics.json holds it under (training/trainer.py)
+# summary column <- the key train_metrics.json holds it under (training/run_files.py, lm.py)
 TRAIN_FACTS: dict[str, str] = {
     "steps": "steps",
     "tokens_seen": "tokens_seen",
