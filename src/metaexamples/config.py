@@ -30,11 +30,6 @@ CANONICAL_OFFLINE = "olmo-offline"
 ALPHABET_RANKINGS = ("rarity", "prefer-non-ascii", "ascii-fallback")
 PRECISIONS = ("auto", "fp32", "bf16")
 CONDITION_DESIGNS = ("none", *META_DESIGNS)
-# A run fails when its metaexamples miss their token budget by more than this (relative);
-# the shortest possible metaexample (wrapper tags, one short sentence, end-of-text) has at
-# least MIN_METAEXAMPLE_TOKENS tokens (15 with the OLMo tokenizer). training/mixing.py.
-META_TOLERANCE = 0.25
-MIN_METAEXAMPLE_TOKENS = 12
 
 
 class ConfigError(ValueError):
@@ -214,6 +209,11 @@ class TrainingConfig:
         _choice(self.precision, PRECISIONS, "training.precision")
 
 
+def _check_seeds(seeds: tuple[int, ...], key: str) -> None:
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{key}: {list(seeds)} must be distinct integers >= 0, at least one")
+
+
 def _pull_below_one(l2sp_weight: float, learning_rate: float, section: str) -> None:
     """The decoupled L2-SP pull moves θ by lr·λ of θ − θ₀: at 1 or more it overshoots θ₀."""
     if l2sp_weight * learning_rate >= 1:
@@ -244,9 +244,14 @@ class NimTrainingConfig:
     l2sp_weight: float = 5.0  # see config.yaml: fraction of θ − θ₀ removed per unit lr
     save_every_epochs: int = 1
     eval_batch_size: int = 64
+    seeds: tuple[int, ...] = (0,)  # one run each; intervals across them in the summary
+    gpus: int = 0  # per training/evaluation job: 0 (CPU) or 1 (the trainer is one process)
 
     def __post_init__(self) -> None:
         _check_model_name(self.model, "nim.training.model")
+        _check_seeds(self.seeds, "nim.training.seeds")
+        if self.gpus not in (0, 1):
+            raise ConfigError(f"nim.training.gpus: {self.gpus} must be 0 or 1")
         for key in ("epochs", "batch_size", "save_every_epochs", "eval_batch_size",
                     "learning_rate"):
             _positive(getattr(self, key), f"nim.training.{key}")
@@ -308,7 +313,6 @@ class Config:
         for c in self.experiment.conditions:
             _check_name(c, "experiment.conditions")
             _choice(c, tuple(known), "experiment.conditions")
-            _check_meta_budget(c, known[c], self.training)
         for key in ("grammars", "conditions", "seeds"):
             values = getattr(self.experiment, key)
             if not values:
@@ -484,23 +488,6 @@ def _check_grammar(name: str, settings: GrammarConfig, alphabet_size: int) -> No
         make_grammar(name, placeholder, settings.min_length, settings.max_length)
     except ValueError as err:
         raise ConfigError(f"{key}: min_length, max_length: {err}") from err
-
-
-def _check_meta_budget(name: str, cond: ConditionConfig, training: TrainingConfig) -> None:
-    """Reject a condition whose metaexample budget is certain to be missed (the run would
-    fail before training): smaller than the shortest metaexample allows, even cut."""
-    if cond.percent == 0:
-        return
-    tokens = (training.max_steps * training.batch_size * training.gradient_accumulation_steps
-              * training.max_seq_length * max(1, training.gpus))
-    budget = round(round(training.synthetic_mix_ratio * tokens) * cond.percent / 100)
-    if budget * (1 + META_TOLERANCE) < MIN_METAEXAMPLE_TOKENS:
-        raise ConfigError(
-            f"experiment.conditions: {name!r} gives its metaexamples {budget} tokens "
-            f"({cond.percent:g} % of training.synthetic_mix_ratio x {tokens} tokens), fewer "
-            f"than one metaexample needs ({MIN_METAEXAMPLE_TOKENS}); raise training.max_steps, "
-            "batch_size, max_seq_length or synthetic_mix_ratio"
-        )
 
 
 def _check_alphabet_size(alphabet: AlphabetConfig, model_name: str) -> None:

@@ -14,11 +14,11 @@ from metaexamples.io import read_json, read_jsonl
 CONFIG = {
     "nim": {
         "experiments": {
-            "tiny": {"n_train": 40, "n_eval": 8},
-            "cheats": {"preset": "cheating", "n_train": 200, "n_eval": 6, "trace_min": 2,
-                       "n_name_pairs": 12},
+            "tiny": {"n_train": 40, "n_eval": 8, "n_val": 8},
+            "cheats": {"preset": "cheating", "n_train": 200, "n_eval": 6, "n_val": 6,
+                       "trace_min": 2, "n_name_pairs": 12},
             "leaky": {"preset": "tiny", "split": "random", "pile_max": 8, "trace_min": 2,
-                      "trace_max": 2, "n_train": 60, "n_eval": 10,
+                      "trace_max": 2, "n_train": 60, "n_eval": 10, "n_val": 5,
                       "leakage": {"max_exact_overlap_fraction": 0.0}},
         },
         "training": {"eval_batch_size": 8},
@@ -41,12 +41,14 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
     manifest = read_json("data/nim/cheats/manifest.json")
     assert manifest["seam_checked"] is True
     assert sorted(manifest["splits"]) == [
-        "eval", "eval_cheat", "eval_counter_cheat", "eval_neutral", "train"
+        "eval", "eval_cheat", "eval_counter_cheat", "eval_neutral", "train", "val"
     ]  # fmt: skip
-    assert read_json("results/nim/tiny/leakage.json")["passed"] is True
+    leakage = read_json("results/nim/tiny/leakage.json")
+    assert leakage["passed"] is True and set(leakage["eval"]) == {"val", "eval"}
 
-    for name in ("tiny", "cheats"):
-        evals = sorted(str(p) for p in (workdir / "data/nim" / name).glob("eval*.jsonl"))
+    for name, seed in (("tiny", 0), ("tiny", 1), ("cheats", 0), ("cheats", 1)):
+        folder = workdir / "data/nim" / name
+        evals = [str(folder / "val.jsonl"), *sorted(map(str, folder.glob("eval*.jsonl")))]
         code = main(
             [
                 "nim",
@@ -54,28 +56,34 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
                 "--base-model",
                 model,
                 "--checkpoint",
-                f"3={model}",
+                f"{3 + seed}={model}",
                 "--eval",
                 *evals,
                 "--out-dir",
-                f"results/nim/{name}",
+                f"results/nim/{name}/seed{seed}",
                 "--threads",
                 "1",
             ]
         )
         assert code == 0
-        assert main(["nim", "plot", "--eval-dir", f"results/nim/{name}"]) == 0
-    table = pd.read_csv("results/nim/cheats/accuracy_table.csv")
+        assert main(["nim", "plot", "--eval-dir", f"results/nim/{name}/seed{seed}"]) == 0
+    table = pd.read_csv("results/nim/cheats/seed0/accuracy_table.csv")
     assert sorted(set(table["step"])) == [0, 3]
-    assert len(table) == 2 * 4
-    plots = {p.name for p in (workdir / "results/nim/cheats/plots").glob("*.png")}
+    assert len(table) == 2 * 5  # val and four eval sets at two checkpoints
+    plots = {p.name for p in (workdir / "results/nim/cheats/seed0/plots").glob("*.png")}
     assert "accuracy_by_bucket.png" in plots and "accuracy_vs_step.png" in plots
-    assert not (workdir / "results/nim/tiny/plots/accuracy_by_bucket.png").exists()
+    assert not (workdir / "results/nim/tiny/seed0/plots/accuracy_by_bucket.png").exists()
 
-    assert main(["nim", "summarize", "--experiment", "tiny", "--experiment", "cheats"]) == 0
-    summary = pd.read_csv("results/nim/summary.csv")
-    assert list(summary["experiment"]) == ["tiny"] + ["cheats"] * 4
-    assert set(summary["step"]) == {3}
+    assert main(["nim", "summarize", "--experiment", "tiny", "--experiment", "cheats",
+                 "--seed", "0", "--seed", "1"]) == 0  # fmt: skip
+    summary = pd.read_csv("results/nim/summary.csv", dtype={"seed": str})
+    per_seed = summary[summary["seed"] != "all"]
+    assert list(per_seed["experiment"]) == ["tiny"] * 2 + ["cheats"] * 8
+    assert "val" not in set(summary["dataset"])
+    assert set(per_seed["selected_step"]) <= {0, 3, 4}  # a checkpoint of that seed
+    across = summary[summary["seed"] == "all"]
+    assert list(across["experiment"]) == ["tiny"] + ["cheats"] * 4
+    assert set(across["n_seeds"]) == {2} and set(across["interval_method"]) == {"t"}
 
 
 def test_settings_json_is_what_the_workflow_passes(workdir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -163,7 +164,9 @@ def test_evaluate_set_scores_generations_on_token_ids(model, tokenizer, rows, st
     assert sum(map(sum, entry["rank"])) == sum(map(sum, entry["generated"])) == len(rows)
     assert sum(row[-1] for row in entry["generated"]) == len(rows) - 3  # "other"
     line = ev.accuracy_row(7, "step-7", "eval", preds)
-    assert line["exact_match"] == pytest.approx(2 / len(rows))
+    assert line["exact_match"] == pytest.approx(2 / len(rows)) and line["exact_correct"] == 2
+    golds = Counter(p["gold_label"] for p in preds)
+    assert line["majority_rate"] == max(golds.values()) / len(rows)
 
 
 def _fake_model(path, payload: bytes, steps: int | None = None):

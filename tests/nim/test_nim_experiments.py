@@ -20,7 +20,7 @@ def test_preset_key_and_overrides():
     exp = resolve_experiment("small357", {"preset": "357", "n_train": 50, "split": "pile"})
     assert exp.settings.max_remove == (3, 5, 7)
     assert (exp.settings.n_train, exp.settings.split) == (50, "pile")
-    assert exp.eval_sets == ("eval",)
+    assert exp.eval_sets == ("eval", "eval_m3", "eval_m5", "eval_m7")
 
 
 def test_cheat_experiments_relax_the_name_checks_only():

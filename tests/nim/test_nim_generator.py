@@ -11,6 +11,7 @@ from metaexamples.nim.generator import (
     NimSettings,
     eval_pile_values,
     generate_experiment,
+    pile_partition,
     sample_game,
     settings_from_preset,
     write_experiment,
@@ -98,13 +99,44 @@ def test_prompt_split_is_disjoint_on_prompts():
 
 def test_pile_split_is_disjoint_on_the_question_pile():
     settings = settings_from_preset("tiny", seed=3)
-    held = eval_pile_values(settings)
+    held, val = pile_partition(settings)
+    assert held == eval_pile_values(settings) and held.isdisjoint(val)
     splits = generate_experiment(settings)
-    assert {r["pile"] for r in splits["train"]}.isdisjoint(held)
+    assert {r["pile"] for r in splits["train"]}.isdisjoint(held | val)
     assert {r["pile"] for r in splits["eval"]} <= held
-    # stratified: every residue class (label) keeps a share of the eval piles
-    assert {p % 4 for p in held} == {0, 1, 2, 3}
-    assert {label_key(r["label_move"]) for r in splits["eval"]} == {"1", "2", "3", LOSE_KEY}
+    assert {r["pile"] for r in splits["val"]} <= val
+    # stratified: every residue class (label) keeps a share of the eval and the val piles
+    for part, name in ((held, "eval"), (val, "val")):
+        assert {p % 4 for p in part} == {0, 1, 2, 3}
+        assert {label_key(r["label_move"]) for r in splits[name]} == {"1", "2", "3", LOSE_KEY}
+
+
+@pytest.mark.parametrize("split", ["random", "prompt", "pile"])
+def test_validation_set_is_disjoint_from_every_eval_set(split):
+    overrides = {**SMALL_CHEAT, "max_remove": [3, 4], "split": split, "n_val": 60}
+    splits = generate_experiment(NimSettings.from_dict(overrides))
+    val = [r["prompt"] for r in splits["val"]]
+    assert len(val) == 60 == len(set(val))
+    for name, rows in splits.items():
+        if name not in ("train", "val"):
+            assert set(val).isdisjoint(r["prompt"] for r in rows), name
+    if split != "random":
+        assert set(val).isdisjoint(r["prompt"] for r in splits["train"])
+
+
+def test_several_max_remove_values_get_one_eval_set_each():
+    settings = settings_from_preset("345678", n_train=60, n_eval=90, n_val=30, pile_max=400)
+    splits = generate_experiment(settings)
+    per_m = {name: rows for name, rows in splits.items() if name.startswith("eval_m")}
+    assert sorted(per_m) == [f"eval_m{m}" for m in (3, 4, 5, 6, 7, 8)]
+    for name, rows in per_m.items():
+        assert len(rows) == 15  # ceil(90 / 6)
+        assert {r["max_remove"] for r in rows} == {int(name.removeprefix("eval_m"))}
+    assert {r["max_remove"] for r in splits["eval"]} == set(settings.max_remove)
+    prompts = [r["prompt"] for name, rows in splits.items() if name != "train" for r in rows]
+    assert len(prompts) == len(set(prompts))  # no example shared between held-out sets
+    single = settings_from_preset("tiny", n_train=20, n_eval=10)
+    assert set(generate_experiment(single)) == {"train", "val", "eval"}
 
 
 def test_generation_is_deterministic_per_seed():
@@ -119,7 +151,8 @@ def test_cheat_experiment_eval_sets(tmp_path):
     settings = NimSettings.from_dict(SMALL_CHEAT)
     manifest = write_experiment(settings, tmp_path)
     splits = {n: read_jsonl(tmp_path / f"{n}.jsonl") for n in manifest["splits"]}
-    assert set(splits) == {"train", "eval", "eval_cheat", "eval_counter_cheat", "eval_neutral"}
+    assert set(splits) == {"train", "val", "eval", "eval_cheat", "eval_counter_cheat",
+                           "eval_neutral"}
     plan = manifest["names"]
     tied = {tuple(p): label for label, pairs in plan["cheat_by_label"].items() for p in pairs}
     neutral = {tuple(p) for p in plan["neutral"]}
@@ -217,12 +250,21 @@ def test_numeric_names(style, pattern):
         ("n_train", 0),
         ("split", "stratified"),
         ("eval_pile_fraction", 1.0),
+        ("n_val", 0),
+        ("val_pile_fraction", 1.0),
         ("seed", -1),
     ],
 )
 def test_invalid_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=key):
         NimSettings.from_dict({key: value})
+
+
+def test_held_out_pile_shares_must_leave_training_piles():
+    with pytest.raises(ValueError, match="eval_pile_fraction"):
+        NimSettings(split="pile", eval_pile_fraction=0.6, val_pile_fraction=0.4)
+    with pytest.raises(ValueError, match="eval_pile_fraction"):
+        NimSettings(split="pile", val_pile_fraction=0.0)
 
 
 def test_settings_dict_round_trip_and_unknown_keys():
@@ -244,27 +286,19 @@ def test_impossible_requests_fail_with_a_clear_message():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_generate(name):
-    settings = settings_from_preset(name, n_train=40, n_eval=10)
+    settings = settings_from_preset(name, n_train=40, n_eval=10, n_val=10)
     splits = generate_experiment(settings)
     assert len(splits["train"]) == 40
-    assert set(splits) == {"train", *settings.eval_set_names}
+    assert set(splits) == {"train", *settings.heldout_set_names}
     for row in all_rows(splits):
         check_row(row, settings)
-
-
-def test_preset_keys():
-    assert {"tiny", "357", "34567", "20000names", "cheating", "notcheating", "purenums"} <= set(
-        PRESETS
-    )
-    tiny = settings_from_preset("tiny")
-    assert tiny.n_train <= 1000 and tiny.max_remove == (3,) and tiny.name_source == "fixed"
 
 
 def test_write_experiment_layout(tmp_path):
     settings = settings_from_preset("tiny", n_train=60, n_eval=20)
     manifest = write_experiment(settings, tmp_path / "tiny")
     files = sorted(p.name for p in (tmp_path / "tiny").iterdir())
-    assert files == ["eval.jsonl", "manifest.json", "train.jsonl"]
+    assert files == ["eval.jsonl", "manifest.json", "train.jsonl", "val.jsonl"]
     assert read_json(tmp_path / "tiny" / "manifest.json") == json.loads(json.dumps(manifest))
     assert manifest["settings"] == settings.to_dict()
     train = read_jsonl(tmp_path / "tiny" / "train.jsonl", required=ROW_KEYS)
@@ -272,6 +306,7 @@ def test_write_experiment_layout(tmp_path):
     labels = Counter(label_key(r["label_move"]) for r in train)
     assert manifest["splits"]["train"]["labels"] == dict(sorted(labels.items()))
     assert manifest["eval_piles"] == sorted(eval_pile_values(settings))
+    assert manifest["val_piles"] == sorted(pile_partition(settings)[1])
     assert manifest["names"] == {"cheat_by_label": {}, "neutral": [["Leo", "Sultan"]],
                                  "heldout": []}  # fmt: skip
     assert manifest["seam_checked"] is False

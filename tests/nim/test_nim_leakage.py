@@ -3,7 +3,13 @@ import random
 
 import pytest
 
-from metaexamples.nim.generator import NimSettings, generate_experiment, settings_from_preset
+from metaexamples.nim.experiments import resolve_experiment
+from metaexamples.nim.generator import (
+    PRESETS,
+    NimSettings,
+    generate_experiment,
+    settings_from_preset,
+)
 from metaexamples.nim.leakage import (
     LeakageThresholds,
     leakage_gate,
@@ -12,6 +18,7 @@ from metaexamples.nim.leakage import (
     names_only_accuracy,
     normalise_numbers,
 )
+from metaexamples.nim.summary import leakage_document
 
 
 def row(prompt, pile, label_move, names=("A", "B")):
@@ -124,3 +131,15 @@ def test_thresholds_validation():
         LeakageThresholds(max_pile_overlap_fraction=-1)
     with pytest.raises(ValueError, match="max_overlap"):
         leakage_gate({"train": {}, "eval": {}}, {"max_overlap": 0})
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_passes_its_leakage_gate_at_reduced_size(name):
+    """Each preset's data (train, val and every eval set) passes the gate the workflow
+    applies; sizes are reduced so that the test stays fast, the split rules are the preset's."""
+    experiment = resolve_experiment(name, {"n_train": 2000, "n_eval": 300, "n_val": 200})
+    splits = generate_experiment(experiment.settings)
+    held_out = {k: rows for k, rows in splits.items() if k != "train"}
+    assert set(held_out) == set(experiment.settings.heldout_set_names)
+    document = leakage_document(experiment, splits["train"], held_out)
+    assert document["passed"], document["violations"]

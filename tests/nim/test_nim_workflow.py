@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from ..conftest import REPO
@@ -10,27 +12,37 @@ from ..test_workflow import planned_jobs, snakemake
 EXPERIMENTS = {"tiny": {}, "cheating": {"n_train": 200}, "357": {"n_train": 300}}
 
 
-def test_dry_run_plans_plain_and_cheat_experiments(tmp_path):
+def test_dry_run_plans_plain_and_cheat_experiments_for_every_seed(tmp_path):
     config = yaml.safe_load((REPO / ".test/config.yaml").read_text())
     config["nim"]["experiments"] = EXPERIMENTS
+    config["nim"]["training"]["seeds"] = [0, 1]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     targets = [
         "results/nim/summary.csv",
-        "results/nim/cheating/plots/accuracy_by_bucket.png",
-        "results/nim/357/plots/accuracy_vs_step.png",
-        "results/nim/tiny/plots/accuracy_by_name_pair.png",
+        "results/nim/cheating/seed1/plots/accuracy_by_bucket.png",
+        "results/nim/357/seed0/plots/accuracy_vs_step.png",
+        "results/nim/tiny/seed1/plots/accuracy_by_name_pair.png",
     ]
-    proc = snakemake("-n", "-F", *targets, f"--configfile={path}")
+    proc = snakemake("-n", "-F", "-p", *targets, f"--configfile={path}")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     jobs = planned_jobs(proc.stdout)
-    assert jobs["nim_generate"] == 2 and jobs["nim_generate_cheat"] == 1
-    for rule in ("nim_leakage", "nim_train", "nim_evaluate"):
-        assert jobs[rule] == 3
+    assert jobs["nim_generate"] == jobs["nim_leakage"] == 3
+    for rule in ("nim_train", "nim_evaluate"):
+        assert jobs[rule] == 3 * 2
     assert jobs["nim_plot"] == 2 and jobs["nim_plot_cheat"] == 1
     assert jobs["nim_summarize"] == 1
+    for seed in (0, 1):
+        assert f"--seed {seed} --out-dir results/nim/357/seed{seed}/train" in proc.stdout
+    # 357 is scored on val, the pooled eval set and one set per max_remove value
+    heldout = " ".join(f"data/nim/357/{n}.jsonl" for n in
+                       ("val", "eval", "eval_m3", "eval_m5", "eval_m7"))  # fmt: skip
+    assert f"--eval {heldout} --out-dir results/nim/357/seed0" in proc.stdout
     assert "data/nim/cheating/eval_counter_cheat.jsonl" in proc.stdout
     assert "data/nim/tiny/eval_cheat.jsonl" not in proc.stdout
+    summarize = re.search(r"metaexamples nim summarize (.*) --results-dir", proc.stdout)[1]
+    assert sorted(summarize.split()) == sorted(
+        "--experiment tiny --experiment cheating --experiment 357 --seed 0 --seed 1".split())
 
 
 def test_a_bad_nim_experiment_is_rejected_before_any_job():

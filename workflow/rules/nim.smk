@@ -1,8 +1,10 @@
 # The Nim experiment family, one experiment per entry of nim.experiments:
-# generate -> leakage gate -> train -> evaluate (every checkpoint x every eval set)
-# -> plots, and results/nim/summary.csv across experiments.
-# Cheat experiments (cheat_fraction > 0) write three more eval sets and one more figure,
-# so their generate and plot rules are variants restricted to those experiments.
+# generate -> leakage gate -> train (one run per nim.training.seeds) -> evaluate (every
+# checkpoint x the validation set and every eval set) -> plots, and results/nim/summary.csv
+# (the validation-selected checkpoint per run, intervals within and across seeds).
+# An experiment's data is one directory: its eval sets depend on its settings (per
+# max_remove, per cheat bucket). Cheat experiments draw one more figure, so their plot rule
+# is a variant restricted to them.
 include: "nim_common.smk"
 
 
@@ -10,11 +12,7 @@ rule nim_generate:
     input:
         model=NIM_MODEL,
     output:
-        train="data/nim/{experiment}/train.jsonl",
-        evals=["data/nim/{experiment}/eval.jsonl"],
-        manifest="data/nim/{experiment}/manifest.json",
-    wildcard_constraints:
-        experiment=nim_names_pattern(NIM_PLAIN),
+        data=directory("data/nim/{experiment}"),
     params:
         settings=lambda w: settings(f"nim.experiments.{w.experiment}"),
     conda:
@@ -24,23 +22,12 @@ rule nim_generate:
     shell:
         "metaexamples nim generate --experiment {wildcards.experiment} "
         "--settings {params.settings:q} --model-id {input.model} "
-        "--out-dir data/nim/{wildcards.experiment} 2> {log}"
-
-
-use rule nim_generate as nim_generate_cheat with:
-    output:
-        train="data/nim/{experiment}/train.jsonl",
-        evals=expand("data/nim/{{experiment}}/{name}.jsonl", name=["eval", *CHEAT_EVAL_SETS]),
-        manifest="data/nim/{experiment}/manifest.json",
-    wildcard_constraints:
-        experiment=nim_names_pattern(NIM_CHEAT),
+        "--out-dir {output.data} 2> {log}"
 
 
 rule nim_leakage:
     input:
-        train="data/nim/{experiment}/train.jsonl",
-        evals=nim_eval_files,
-        manifest="data/nim/{experiment}/manifest.json",
+        data="data/nim/{experiment}",
     output:
         report="results/nim/{experiment}/leakage.json",
     params:
@@ -51,82 +38,89 @@ rule nim_leakage:
         "logs/nim_leakage/{experiment}.log",
     shell:
         "metaexamples nim leakage --experiment {wildcards.experiment} "
-        "--settings {params.settings:q} --data-dir data/nim/{wildcards.experiment} "
+        "--settings {params.settings:q} --data-dir {input.data} "
         "--out {output.report} 2> {log}"
 
 
 rule nim_train:
     input:
         model=NIM_MODEL,
-        train="data/nim/{experiment}/train.jsonl",
+        data="data/nim/{experiment}",
         leakage="results/nim/{experiment}/leakage.json",  # a leaking experiment stops here
     output:
-        train=directory("results/nim/{experiment}/train"),
+        train=directory("results/nim/{experiment}/seed{seed}/train"),
     params:
-        settings=settings("nim.training"),
+        settings=NIM_TRAINING_SETTINGS,
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
-        mem_mb=8000,
+        mem_mb=NIM_MEMORY.train_mb,
+        gpu=NIM_GPUS,
     benchmark:
-        "benchmarks/nim_train/{experiment}.tsv"
+        "benchmarks/nim_train/{experiment}/seed{seed}.tsv"
     conda:
         CONDA_ENV
     log:
-        "logs/nim_train/{experiment}.log",
+        "logs/nim_train/{experiment}/seed{seed}.log",
     shell:
-        "metaexamples nim train --model-id {input.model} --train {input.train} "
-        "--settings {params.settings:q} --seed 0 --out-dir {output.train} "
+        "metaexamples with-gpus --gpus {resources.gpu} -- "
+        "metaexamples nim train --model-id {input.model} --train {input.data}/train.jsonl "
+        "--settings {params.settings:q} --seed {wildcards.seed} --out-dir {output.train} "
         "--threads {params.torch_threads} 2> {log}"
 
 
 rule nim_evaluate:
     input:
         model=NIM_MODEL,
-        train="results/nim/{experiment}/train",
-        evals=nim_eval_files,
+        train="results/nim/{experiment}/seed{seed}/train",
+        data="data/nim/{experiment}",
     output:
-        table="results/nim/{experiment}/accuracy_table.csv",
-        predictions="results/nim/{experiment}/predictions.jsonl",
-        incorrect="results/nim/{experiment}/incorrect_predictions.jsonl",
-        confusion="results/nim/{experiment}/confusion.json",
+        table="results/nim/{experiment}/seed{seed}/accuracy_table.csv",
+        predictions="results/nim/{experiment}/seed{seed}/predictions.jsonl",
+        incorrect="results/nim/{experiment}/seed{seed}/incorrect_predictions.jsonl",
+        confusion="results/nim/{experiment}/seed{seed}/confusion.json",
     params:
-        settings=settings("nim.training"),
+        settings=NIM_TRAINING_SETTINGS,
+        evals=nim_heldout_files,
+        out_dir=subpath(output.table, parent=True),
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
-        mem_mb=8000,
+        mem_mb=NIM_MEMORY.eval_mb,
+        gpu=NIM_GPUS,
     benchmark:
-        "benchmarks/nim_evaluate/{experiment}.tsv"
+        "benchmarks/nim_evaluate/{experiment}/seed{seed}.tsv"
     conda:
         CONDA_ENV
     log:
-        "logs/nim_evaluate/{experiment}.log",
+        "logs/nim_evaluate/{experiment}/seed{seed}.log",
     shell:
+        "metaexamples with-gpus --gpus {resources.gpu} -- "
         "metaexamples nim evaluate --settings {params.settings:q} --train-dir {input.train} "
-        "--base-model {input.model} --eval {input.evals} "
-        "--out-dir results/nim/{wildcards.experiment} "
+        "--base-model {input.model} --eval {params.evals} --out-dir {params.out_dir} "
         "--threads {params.torch_threads} 2> {log}"
 
 
 rule nim_plot:
     input:
-        table="results/nim/{experiment}/accuracy_table.csv",
-        predictions="results/nim/{experiment}/predictions.jsonl",
+        table="results/nim/{experiment}/seed{seed}/accuracy_table.csv",
+        predictions="results/nim/{experiment}/seed{seed}/predictions.jsonl",
     output:
         accuracy_vs_step=nim_figure("accuracy_vs_step"),
         accuracy_by_max_remove=nim_figure("accuracy_by_max_remove"),
         accuracy_by_residue=nim_figure("accuracy_by_residue"),
         accuracy_by_name_pair=nim_figure("accuracy_by_name_pair"),
+    params:
+        eval_dir=subpath(input.table, parent=True),
     wildcard_constraints:
         experiment=nim_names_pattern(NIM_PLAIN),
     conda:
         CONDA_ENV
     log:
-        "logs/nim_plot/{experiment}.log",
+        "logs/nim_plot/{experiment}/seed{seed}.log",
     shell:
-        "metaexamples nim plot --eval-dir results/nim/{wildcards.experiment} "
-        "--out-dir results/nim/{wildcards.experiment}/plots 2> {log}"
+        "metaexamples nim plot --eval-dir {params.eval_dir} "
+        "--out-dir {params.eval_dir}/plots 2> {log}"
 
 
 use rule nim_plot as nim_plot_cheat with:
@@ -142,18 +136,24 @@ use rule nim_plot as nim_plot_cheat with:
 
 rule nim_summarize:
     input:
-        tables=expand("results/nim/{experiment}/accuracy_table.csv", experiment=NIM),
+        tables=expand(
+            "results/nim/{experiment}/seed{seed}/accuracy_table.csv",
+            experiment=NIM,
+            seed=NIM_SEEDS,
+        ),
         leakage=expand("results/nim/{experiment}/leakage.json", experiment=NIM),
     output:
         summary=report(
             "results/nim/summary.csv", caption="../report/nim_summary.rst", category="Nim"
         ),
     params:
-        experiments=" ".join(f"--experiment {name}" for name in NIM),
+        runs=" ".join(
+            [f"--experiment {name}" for name in NIM] + [f"--seed {s}" for s in NIM_SEEDS]
+        ),
     conda:
         CONDA_ENV
     log:
         "logs/nim_summarize.log",
     shell:
-        "metaexamples nim summarize {params.experiments} --results-dir results/nim "
+        "metaexamples nim summarize {params.runs} --results-dir results/nim "
         "--out {output.summary} 2> {log}"

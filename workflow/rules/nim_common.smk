@@ -3,10 +3,12 @@
 import re
 
 from metaexamples.nim.experiments import resolve_experiment
-from metaexamples.nim.generator import CHEAT_EVAL_SETS
 
 NIM = {name: resolve_experiment(name, entry) for name, entry in CFG.nim.experiments.items()}
 NIM_MODEL = f"data/models/{model_slug(CFG.nim.training.model)}"
+NIM_SEEDS = list(CFG.nim.training.seeds)
+NIM_GPUS = CFG.nim.training.gpus
+NIM_MEMORY = memory_request(CFG.nim.training.model)
 NIM_CHEAT = [name for name, exp in NIM.items() if exp.settings.has_cheat]
 NIM_PLAIN = [name for name, exp in NIM.items() if not exp.settings.has_cheat]
 NIM_FIGURES = (
@@ -18,6 +20,15 @@ NIM_FIGURES = (
 NIM_CHEAT_FIGURES = (*NIM_FIGURES, "accuracy_by_bucket")
 
 
+def nim_training_settings():
+    """nim.training without its seed list: adding a seed must not rerun the other seeds."""
+    section = {k: v for k, v in RESOLVED["nim"]["training"].items() if k != "seeds"}
+    return json.dumps({"nim.training": section}, sort_keys=True, ensure_ascii=False)
+
+
+NIM_TRAINING_SETTINGS = nim_training_settings()
+
+
 def nim_names_pattern(names):
     """A wildcard regex matching exactly `names` (or nothing, when there are none)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
@@ -27,25 +38,28 @@ wildcard_constraints:
     experiment=nim_names_pattern(NIM),
 
 
-def nim_eval_files(wildcards):
+def nim_heldout_files(wildcards):
+    """The validation set and every eval set of the experiment (scored at each checkpoint)."""
     folder = f"data/nim/{wildcards.experiment}"
-    return [f"{folder}/{name}.jsonl" for name in NIM[wildcards.experiment].eval_sets]
+    names = NIM[wildcards.experiment].settings.heldout_set_names
+    return " ".join(f"{folder}/{name}.jsonl" for name in names)
 
 
 def nim_figure(figure):
     return report(
-        f"results/nim/{{experiment}}/plots/{figure}.png",
+        f"results/nim/{{experiment}}/seed{{seed}}/plots/{figure}.png",
         caption=f"../report/nim_{figure}.rst",
         category="Nim",
-        subcategory="{experiment}",
+        subcategory="{experiment} seed {seed}",
     )
 
 
-def nim_figures(experiment):
+def nim_figures(experiment, seed):
     figures = NIM_CHEAT_FIGURES if NIM[experiment].settings.has_cheat else NIM_FIGURES
-    return [f"results/nim/{experiment}/plots/{figure}.png" for figure in figures]
+    return [f"results/nim/{experiment}/seed{seed}/plots/{figure}.png" for figure in figures]
 
 
 def nim_targets():
     """The Nim family's final targets (for all_targets): the summary and every figure."""
-    return ["results/nim/summary.csv", *[f for name in NIM for f in nim_figures(name)]]
+    figures = [f for name in NIM for seed in NIM_SEEDS for f in nim_figures(name, seed)]
+    return ["results/nim/summary.csv", *figures]

@@ -2,13 +2,15 @@
 
     metaexamples nim generate  --experiment tiny --model-id data/models/tiny-neox
     metaexamples nim leakage   --experiment tiny
-    metaexamples nim train     --model-id data/models/tiny-neox \\
-                               --train data/nim/tiny/train.jsonl --out-dir results/nim/tiny/train
-    metaexamples nim evaluate  --train-dir results/nim/tiny/train \\
-                               --base-model data/models/tiny-neox --eval data/nim/tiny/eval.jsonl \\
-                               --out-dir results/nim/tiny
-    metaexamples nim plot      --eval-dir results/nim/tiny
-    metaexamples nim summarize --experiment tiny [--experiment 357 ...]
+    metaexamples nim train     --model-id data/models/tiny-neox --seed 0 \\
+                               --train data/nim/tiny/train.jsonl \\
+                               --out-dir results/nim/tiny/seed0/train
+    metaexamples nim evaluate  --train-dir results/nim/tiny/seed0/train \\
+                               --base-model data/models/tiny-neox \\
+                               --eval data/nim/tiny/val.jsonl data/nim/tiny/eval.jsonl \\
+                               --out-dir results/nim/tiny/seed0
+    metaexamples nim plot      --eval-dir results/nim/tiny/seed0
+    metaexamples nim summarize --experiment tiny [--experiment 357 ...] --seed 0 [--seed 1 ...]
 
 Experiments are the entries of ``nim.experiments`` in the config (see
 `metaexamples.nim.experiments`); ``--settings`` takes the JSON the workflow passes instead.
@@ -126,7 +128,8 @@ def run_leakage(args: argparse.Namespace) -> None:
     data_dir = args.data_dir or DATA_ROOT / args.experiment
     out = args.out or RESULTS_ROOT / args.experiment / "leakage.json"
     train = read_jsonl(data_dir / "train.jsonl")
-    document = leakage_document(experiment, train, _read_eval_sets(data_dir, experiment.eval_sets))
+    held_out = _read_eval_sets(data_dir, experiment.settings.heldout_set_names)
+    document = leakage_document(experiment, train, held_out)
     write_json(out, document)
     if not document["passed"]:
         raise LeakageGateError(
@@ -266,11 +269,13 @@ def configure_summarize(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--experiment", action="append", required=True, help="an experiment to include (repeatable)"
     )
+    parser.add_argument("--seed", type=int, action="append", required=True,
+                        help="a training seed to include (repeatable)")  # fmt: skip
     parser.add_argument(
         "--results-dir",
         type=Path,
         default=RESULTS_ROOT,
-        help="holds <experiment>/accuracy_table.csv and leakage.json",
+        help="holds <experiment>/leakage.json and <experiment>/seed<N>/accuracy_table.csv",
     )
     parser.add_argument("--out", type=Path, default=None,
                         help="default: RESULTS_DIR/summary.csv")  # fmt: skip
@@ -280,16 +285,30 @@ def run_summarize(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from metaexamples.io import atomic_path, read_json
-    from metaexamples.nim.summary import SUMMARY_COLUMNS, summary_rows
+    from metaexamples.nim.summary import (
+        ALL_SEEDS,
+        SUMMARY_COLUMNS,
+        across_seed_rows,
+        seed_rows,
+    )
 
     rows = []
     for name in args.experiment:
         folder = args.results_dir / name
-        table = pd.read_csv(folder / "accuracy_table.csv").to_dict("records")
-        rows += summary_rows(name, table, read_json(folder / "leakage.json"))
+        leakage = read_json(folder / "leakage.json")
+        for seed in args.seed:
+            table = pd.read_csv(folder / f"seed{seed}" / "accuracy_table.csv").to_dict("records")
+            rows += seed_rows(name, seed, table, leakage)
+    rows += across_seed_rows(rows)
     out = args.out or args.results_dir / "summary.csv"
     with atomic_path(out) as tmp:
         pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).to_csv(tmp, index=False)
+    for row in rows:
+        if row["seed"] == ALL_SEEDS:
+            log.info("%s %s: exact match %.3f [%.3f, %.3f] over %d seed(s); majority rate %.3f",
+                     row["experiment"], row["dataset"], row["exact_match"],
+                     row["exact_match_low"], row["exact_match_high"], row["n_seeds"],
+                     row["majority_rate"])  # fmt: skip
     log.info("wrote %s (%d rows)", out, len(rows))
 
 

@@ -17,7 +17,9 @@ special tokens, as `seam.encode_ids` does.
 Outputs in ``out_dir`` (each written atomically):
 
 - ``accuracy_table.csv``: one row per (step, dataset): ``step, checkpoint, dataset, n,
-  exact_match, answer_prefix_match, rank_accuracy, gold_probability``;
+  exact_correct, exact_match, answer_prefix_match, rank_accuracy, gold_probability,
+  majority_rate`` (``exact_correct`` counts exact matches, for an interval;
+  ``majority_rate`` is what always giving the set's most common answer would score);
 - ``predictions.jsonl``: every example at every step (the plots' denominators);
 - ``incorrect_predictions.jsonl``: the exact-match failures, with their prompts;
 - ``confusion.json``: gold x predicted label counts per (step, dataset), for the rank
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +69,8 @@ FINAL_NAME = "final"
 BASE_NAME = "base"
 OTHER = "other"
 ACCURACY_COLUMNS = (
-    "step", "checkpoint", "dataset", "n", "exact_match", "answer_prefix_match",
-    "rank_accuracy", "gold_probability",
+    "step", "checkpoint", "dataset", "n", "exact_correct", "exact_match",
+    "answer_prefix_match", "rank_accuracy", "gold_probability", "majority_rate",
 )  # fmt: skip
 ROW_FIELDS = (
     "id", "max_remove", "initial_pile", "moves", "pile", "label_move", "names", "bucket",
@@ -431,10 +434,13 @@ def accuracy_row(step: int, checkpoint: str, dataset: str, preds: Sequence[Mappi
     def mean(key: str) -> float:
         return float(np.mean([float(p[key]) for p in preds])) if n else float("nan")
 
+    golds = Counter(p["gold_label"] for p in preds)
     return {
         "step": step, "checkpoint": checkpoint, "dataset": dataset, "n": n,
+        "exact_correct": sum(bool(p["correct"]) for p in preds),
         "exact_match": mean("correct"), "answer_prefix_match": mean("answer_prefix_match"),
         "rank_accuracy": mean("rank_correct"), "gold_probability": mean("gold_probability"),
+        "majority_rate": max(golds.values()) / n if n else float("nan"),
     }  # fmt: skip
 
 

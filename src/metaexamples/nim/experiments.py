@@ -69,7 +69,8 @@ class NimExperiment:
 
     @property
     def eval_sets(self) -> tuple[str, ...]:
-        """The eval set names (``eval`` and, for cheat experiments, the three extra ones)."""
+        """The eval set names: ``eval``, one per max_remove value when there are several,
+        and the three bucket sets of cheat experiments (`NimSettings.eval_set_names`)."""
         return self.settings.eval_set_names
 
 

@@ -3,8 +3,9 @@
 `NimSettings` holds every option; `PRESETS` names the seed's experiments as plain dicts of
 overrides; `generate_experiment` returns the splits and `write_experiment` writes them::
 
-    data/nim/{experiment}/train.jsonl, eval.jsonl[, eval_cheat.jsonl, eval_counter_cheat.jsonl,
-                          eval_neutral.jsonl], manifest.json
+    data/nim/{experiment}/train.jsonl, val.jsonl, eval.jsonl[, eval_m{M}.jsonl ...]
+                          [, eval_cheat.jsonl, eval_counter_cheat.jsonl, eval_neutral.jsonl],
+                          manifest.json
 
 Each row carries the structured game state beside the text, so tools check labels without
 parsing prose: ``id, split, prompt, answer, max_remove, initial_pile, moves, pile,
@@ -13,17 +14,23 @@ move or null for a losing position; ``candidates`` lists the max_remove + 1 answ
 example's terminology (take 1 .. take max_remove, then the losing answer), in the order
 `metrics.candidate_index` uses.
 
+``val`` is the validation set the best checkpoint is chosen on: held out like the eval sets
+and disjoint from every one of them, so no eval example takes part in the choice.
+
 Splits (``split``):
 
-- ``random``: train and eval are drawn independently (overlap is possible and reported).
-- ``prompt``: no eval prompt occurs in train, and eval prompts are distinct.
-- ``pile``: the pile values 1 .. pile_max are partitioned by a seeded hash, stratified by
-  residue class (`eval_pile_values`); eval examples ask only about eval piles and train
-  examples never do; eval prompts are distinct.
+- ``random``: train and the held-out sets are drawn independently (overlap with train is
+  possible and reported); val prompts never occur in an eval set.
+- ``prompt``: no val or eval prompt occurs in train; val and eval prompts are all distinct.
+- ``pile``: the pile values 1 .. pile_max are partitioned three ways by a seeded hash,
+  stratified by residue class (`pile_partition`); eval examples ask only about eval piles,
+  val examples only about val piles, train examples about neither; prompts are distinct.
 
-With ``cheat_fraction > 0`` three more eval sets are written: ``eval_cheat`` (every pair
-tied to the example's label), ``eval_counter_cheat`` (pairs tied to another label) and
-``eval_neutral`` (pairs never seen in training). They obey the same split rule.
+With several max_remove values each also gets its own eval set, ``eval_m{M}`` (the seed's
+per-max_remove eval files), of ceil(n_eval / number of values) examples. With
+``cheat_fraction > 0`` three more eval sets are written: ``eval_cheat`` (every pair tied to
+the example's label), ``eval_counter_cheat`` (pairs tied to another label) and
+``eval_neutral`` (pairs never seen in training). Every set obeys the same split rule.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +69,12 @@ __all__ = [
     "PRESETS",
     "ROW_KEYS",
     "SPLIT_MODES",
+    "VAL_SET",
     "Game",
     "NimSettings",
     "check_seam",
     "eval_pile_values",
+    "pile_partition",
     "pile_strata_modulus",
     "generate_experiment",
     "sample_game",
@@ -77,6 +86,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLIT_MODES = ("random", "prompt", "pile")
+VAL_SET = "val"
 CHEAT_EVAL_SETS = {
     "eval_cheat": "cheat",
     "eval_counter_cheat": "counter_cheat",
@@ -136,9 +146,11 @@ class NimSettings:
     losing_answer: str = "no winning move"  # may use {verb}, {coin}, {coins}
     include_losing: bool = True
     n_train: int = 1000
-    n_eval: int = 200  # per eval set
+    n_eval: int = 200  # per eval set (per-max_remove sets: ceil(n_eval / len(max_remove)))
+    n_val: int = 200  # validation examples (checkpoint selection)
     split: str = "prompt"  # random | prompt | pile
-    eval_pile_fraction: float = 0.2  # share of pile values held out (split = pile)
+    eval_pile_fraction: float = 0.2  # share of pile values held out for eval (split = pile)
+    val_pile_fraction: float = 0.1  # share held out for validation (split = pile)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -180,10 +192,21 @@ class NimSettings:
         _need_bool("include_losing", self.include_losing)
         _need_int("n_train", self.n_train, 1)
         _need_int("n_eval", self.n_eval, 1)
+        _need_int("n_val", self.n_val, 1)
         _need_choice("split", self.split, SPLIT_MODES)
         _need_fraction("eval_pile_fraction", self.eval_pile_fraction, 0.0, 1.0, high_open=True)
-        if self.split == "pile" and self.eval_pile_fraction == 0:
-            raise ValueError("eval_pile_fraction: must be > 0 when split is 'pile'")
+        _need_fraction("val_pile_fraction", self.val_pile_fraction, 0.0, 1.0, high_open=True)
+        if self.split == "pile":
+            if self.eval_pile_fraction == 0 or self.val_pile_fraction == 0:
+                raise ValueError(
+                    "eval_pile_fraction: eval_pile_fraction and val_pile_fraction must be > 0 "
+                    "when split is 'pile'"
+                )
+            if self.eval_pile_fraction + self.val_pile_fraction >= 1:
+                raise ValueError(
+                    "eval_pile_fraction: eval_pile_fraction + val_pile_fraction must leave "
+                    "pile values for training (sum below 1)"
+                )
         _need_int("seed", self.seed, 0)
         self._validate_names()
 
@@ -234,8 +257,22 @@ class NimSettings:
         return min(self.n_eval, self.n_name_pairs) if self.has_cheat else 0
 
     @property
+    def max_remove_sets(self) -> dict[str, int]:
+        """``eval_m{M}`` -> M for each max_remove value (only when there are several)."""
+        if len(self.max_remove) < 2:
+            return {}
+        return {f"eval_m{m}": m for m in sorted(self.max_remove)}
+
+    @property
     def eval_set_names(self) -> tuple[str, ...]:
-        return ("eval", *CHEAT_EVAL_SETS) if self.has_cheat else ("eval",)
+        """Every eval set: ``eval``, then the per-max_remove and the cheat-bucket sets."""
+        cheat = tuple(CHEAT_EVAL_SETS) if self.has_cheat else ()
+        return ("eval", *self.max_remove_sets, *cheat)
+
+    @property
+    def heldout_set_names(self) -> tuple[str, ...]:
+        """The validation set and every eval set (what is scored at each checkpoint)."""
+        return (VAL_SET, *self.eval_set_names)
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any]) -> NimSettings:
@@ -257,27 +294,36 @@ class NimSettings:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Offline default: a few hundred examples, one max_remove, fixed names, pile-disjoint.
-    "tiny": {"max_remove": [3], "pile_max": 60, "n_train": 400, "n_eval": 100, "split": "pile"},
+    "tiny": {"max_remove": [3], "pile_max": 60, "n_train": 400, "n_eval": 100, "n_val": 100,
+             "split": "pile"},
     # Seed folders (counts as in the seed scripts).
-    "357": {"max_remove": [3, 5, 7], "n_train": 45000, "n_eval": 6000},
-    "34567": {"max_remove": [3, 4, 5, 6, 7], "n_train": 45000, "n_eval": 6000},
+    # The seed's max_remove folders. The seed's scripts gave 357 and 34567 their sizes; 234,
+    # 345678 and 8910 take the same. n_val: 1000 validation examples for checkpoint choice.
+    "234": {"max_remove": [2, 3, 4], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
+    "357": {"max_remove": [3, 5, 7], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
+    "34567": {"max_remove": [3, 4, 5, 6, 7], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
+    "345678": {"max_remove": [3, 4, 5, 6, 7, 8], "n_train": 45000, "n_eval": 6000,
+               "n_val": 1000},
+    "8910": {"max_remove": [8, 9, 10], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
     "20000names": {
         "max_remove": [4], "trace_min": 4, "trace_max": 4, "name_source": "numeric",
         "numeric_style": "words", "n_name_pairs": 20000, "masked_mentions": 4,
         "cheat_fraction": 0.5, "cheat_probability": 0.5, "n_train": 60000, "n_eval": 5000,
+        "n_val": 1000,
     },
     "cheating": {
         "max_remove": [4], "trace_min": 4, "trace_max": 4, "name_source": "random",
         "n_name_pairs": 20, "masked_mentions": 4, "cheat_fraction": 0.5,
-        "cheat_probability": 0.9, "n_train": 30000, "n_eval": 5000,
+        "cheat_probability": 0.9, "n_train": 30000, "n_eval": 5000, "n_val": 1000,
     },
     "notcheating": {
         "max_remove": [4], "trace_min": 4, "trace_max": 4, "name_source": "random",
         "n_name_pairs": 20, "masked_mentions": 4, "n_train": 30000, "n_eval": 5000,
+        "n_val": 1000,
     },
     "purenums": {
         "max_remove": [4], "name_source": "numeric", "numeric_style": "digits",
-        "n_name_pairs": 10000, "n_train": 15000, "n_eval": 2000,
+        "n_name_pairs": 10000, "n_train": 15000, "n_eval": 2000, "n_val": 1000,
     },
 }  # fmt: skip
 
@@ -318,30 +364,42 @@ def pile_strata_modulus(settings: NimSettings) -> int:
     """The modulus whose residue classes the pile partition is stratified over.
 
     The least common multiple of every ``max_remove + 1`` when each class still holds at
-    least two pile values (then every label of every max_remove keeps its share in both
-    parts); otherwise ``max(max_remove) + 1``.
+    least three pile values (then every label of every max_remove keeps its share in train,
+    val and eval); otherwise ``max(max_remove) + 1``.
     """
     lcm = math.lcm(*(m + 1 for m in settings.max_remove))
-    return lcm if 2 * lcm <= settings.pile_max else max(settings.max_remove) + 1
+    return lcm if 3 * lcm <= settings.pile_max else max(settings.max_remove) + 1
 
 
-def eval_pile_values(settings: NimSettings) -> frozenset[int]:
-    """The pile values reserved for evaluation under ``split = "pile"``.
+def pile_partition(settings: NimSettings) -> tuple[frozenset[int], frozenset[int]]:
+    """The pile values reserved for (eval, val) under ``split = "pile"``.
 
-    Within each residue class of `pile_strata_modulus`, values are ranked by a seeded
-    hash and the first ``round(eval_pile_fraction * size)`` go to eval (at least one, and
-    never all, of a class with two or more values), so the label mix stays balanced.
+    Within each residue class of `pile_strata_modulus`, values are ranked by a seeded hash:
+    the first ``round(eval_pile_fraction * size)`` go to eval and the next
+    ``round(val_pile_fraction * size)`` to val. A class of two or more values gives eval at
+    least one, a class of three or more gives val at least one, and training always keeps
+    one, so the label mix stays balanced in every part.
     """
     modulus = pile_strata_modulus(settings)
-    chosen: set[int] = set()
+    evals: set[int] = set()
+    vals: set[int] = set()
     for residue in range(modulus):
         values = range(residue or modulus, settings.pile_max + 1, modulus)
         ranked = sorted(values, key=lambda p: stable_hash(f"nim-pile/{settings.seed}/{p}"))
-        k = round(settings.eval_pile_fraction * len(ranked))
-        if len(ranked) >= 2:
-            k = min(max(k, 1), len(ranked) - 1)
-        chosen.update(ranked[:k])
-    return frozenset(chosen)
+        n = len(ranked)
+        k_eval = round(settings.eval_pile_fraction * n)
+        k_val = round(settings.val_pile_fraction * n)
+        if n >= 2:
+            k_eval = min(max(k_eval, 1), n - 1)
+        k_val = min(max(k_val, 1), n - 1 - k_eval) if n >= 3 else 0
+        evals.update(ranked[:k_eval])
+        vals.update(ranked[k_eval : k_eval + k_val])
+    return frozenset(evals), frozenset(vals)
+
+
+def eval_pile_values(settings: NimSettings) -> frozenset[int]:
+    """The pile values reserved for evaluation under ``split = "pile"`` (`pile_partition`)."""
+    return pile_partition(settings)[0]
 
 
 def _make_row(
@@ -369,18 +427,51 @@ def _make_row(
     }
 
 
+@dataclass(frozen=True)
+class _SetRule:
+    """What one set may contain: its pile values (None: any) and its game settings."""
+
+    piles: frozenset[int] | None
+    excluded_piles: frozenset[int]
+    game: NimSettings
+
+
+def _set_rule(
+    split: str, settings: NimSettings, partition: tuple[frozenset[int], frozenset[int]]
+) -> _SetRule:
+    evals, vals = partition
+    only = settings.max_remove_sets.get(split)
+    game = replace(settings, max_remove=(only,)) if only is not None else settings
+    if settings.split != "pile":
+        return _SetRule(None, frozenset(), game)
+    if split == "train":
+        return _SetRule(None, evals | vals, game)
+    return _SetRule(vals if split == VAL_SET else evals, frozenset(), game)
+
+
+def _prompt_taken(split: str, prompt: str, settings: NimSettings, seen: dict[str, set]) -> bool:
+    """Whether `prompt` may not join `split`: held-out sets never share a prompt with each
+    other (val and eval are disjoint in every mode) nor, unless the split is random, with
+    train."""
+    if split == "train":
+        return False
+    if settings.split != "random" and prompt in seen["train"]:
+        return True
+    return prompt in seen[VAL_SET] or prompt in seen["eval"]
+
+
 def _fill(
     split: str,
     mode: str,
     n: int,
     settings: NimSettings,
     plan: nm.NamePlan,
-    eval_piles: frozenset[int],
+    rule: _SetRule,
     seen: dict[str, set[str]],
 ) -> list[dict[str, Any]]:
-    """Draw examples until `n` satisfy the split rule; `seen` holds train and eval prompts."""
+    """Draw examples until `n` satisfy the split rule; `seen` holds the prompts so far."""
     rng = random.Random(stable_hash(f"nim/{settings.seed}/{split}"))
-    is_eval = split != "train"
+    group = split if split in ("train", VAL_SET) else "eval"
     rows: list[dict[str, Any]] = []
     limit = 200 * n + 10_000
     attempts = 0
@@ -393,16 +484,17 @@ def _fill(
                     f"split={settings.split!r} in {limit} draws; widen pile_min..pile_max or "
                     "trace_min..trace_max, or ask for fewer examples"
                 )
-            game = sample_game(rng, settings)
+            game = sample_game(rng, rule.game)
             if game.label_move is None and not settings.include_losing:
                 continue
-            if settings.split == "pile" and (game.pile in eval_piles) != is_eval:
+            if game.pile in rule.excluded_piles or (
+                rule.piles is not None and game.pile not in rule.piles
+            ):
                 continue
             row = _make_row(game, rng, settings, plan, mode)
-            if settings.split != "random":
-                if is_eval and (row["prompt"] in seen["train"] or row["prompt"] in seen["eval"]):
-                    continue
-                seen["eval" if is_eval else "train"].add(row["prompt"])
+            if _prompt_taken(split, row["prompt"], settings, seen):
+                continue
+            seen[group].add(row["prompt"])
             rows.append({"id": f"{split}-{len(rows):06d}", "split": split, **row})
             bar.update()
     return rows
@@ -413,9 +505,19 @@ def _check_rows(tokenizer: Any, split: str, rows: Sequence[Mapping[str, Any]]) -
         check_seam(tokenizer, row["prompt"], row["answer"], example=f"{split} {row['id']}")
 
 
+def _set_size(split: str, settings: NimSettings) -> int:
+    if split == "train":
+        return settings.n_train
+    if split == VAL_SET:
+        return settings.n_val
+    if split in settings.max_remove_sets:
+        return math.ceil(settings.n_eval / len(settings.max_remove))
+    return settings.n_eval
+
+
 def _generate(
     settings: NimSettings, tokenizer: Any = None
-) -> tuple[dict[str, list[dict[str, Any]]], nm.NamePlan, frozenset[int]]:
+) -> tuple[dict[str, list[dict[str, Any]]], nm.NamePlan, tuple[frozenset[int], frozenset[int]]]:
     plan = nm.plan_names(
         settings.name_source,
         settings.n_name_pairs,
@@ -426,31 +528,35 @@ def _generate(
         settings.fixed_names,
         settings.numeric_style,
     )
-    eval_piles = eval_pile_values(settings) if settings.split == "pile" else frozenset()
-    if settings.split == "pile" and not eval_piles:
-        raise ValueError(
-            "eval_pile_fraction: no pile value in 1..pile_max fell in the eval partition; "
-            "raise eval_pile_fraction or pile_max"
-        )
-    seen: dict[str, set[str]] = {"train": set(), "eval": set()}
-    modes = {"train": "mixed", "eval": "mixed"}
+    partition: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
+    if settings.split == "pile":
+        partition = pile_partition(settings)
+        if not all(partition):
+            raise ValueError(
+                "eval_pile_fraction: no pile value in 1..pile_max fell in the eval or the val "
+                "partition; raise eval_pile_fraction, val_pile_fraction or pile_max"
+            )
+    seen: dict[str, set[str]] = {"train": set(), VAL_SET: set(), "eval": set()}
+    modes = {"train": "mixed", VAL_SET: "mixed", "eval": "mixed"}
+    modes.update(dict.fromkeys(settings.max_remove_sets, "mixed"))
     if settings.has_cheat:
         modes.update(CHEAT_EVAL_SETS)
     splits = {}
     for split, mode in modes.items():
-        n = settings.n_train if split == "train" else settings.n_eval
-        splits[split] = _fill(split, mode, n, settings, plan, eval_piles, seen)
+        n = _set_size(split, settings)
+        rule = _set_rule(split, settings, partition)
+        splits[split] = _fill(split, mode, n, settings, plan, rule, seen)
         if tokenizer is not None:
             _check_rows(tokenizer, split, splits[split])
         log.info("nim %s: %d examples", split, n)
-    return splits, plan, eval_piles
+    return splits, plan, partition
 
 
 def generate_experiment(
     settings: NimSettings, tokenizer: Any = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """The splits of one experiment: ``train``, ``eval`` and, for cheat experiments,
-    ``eval_cheat``, ``eval_counter_cheat`` and ``eval_neutral``.
+    """The splits of one experiment: ``train``, ``val``, then every eval set
+    (`NimSettings.eval_set_names`).
 
     With a tokenizer (a `tokenizers.Tokenizer` or a Hugging Face fast tokenizer) every
     example's seam is checked (`check_seam`); a bad one raises ValueError naming it.
@@ -477,7 +583,7 @@ def write_experiment(
     settings: NimSettings, out_dir: str | os.PathLike[str], tokenizer: Any = None
 ) -> dict[str, Any]:
     """Write ``{split}.jsonl`` for every split and ``manifest.json`` last; return the manifest."""
-    splits, plan, eval_piles = _generate(settings, tokenizer)
+    splits, plan, (eval_piles, val_piles) = _generate(settings, tokenizer)
     out = Path(out_dir)
     for split, rows in splits.items():
         write_jsonl(out / f"{split}.jsonl", rows)
@@ -490,6 +596,7 @@ def write_experiment(
         },
         "names": plan.manifest(),
         "eval_piles": sorted(eval_piles) if settings.split == "pile" else None,
+        "val_piles": sorted(val_piles) if settings.split == "pile" else None,
         "seam_checked": tokenizer is not None,
     }
     write_json(out / MANIFEST_NAME, manifest)

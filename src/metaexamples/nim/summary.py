@@ -1,10 +1,15 @@
 """Per-experiment leakage documents and the cross-experiment Nim summary table.
 
 `leakage_document` runs the leakage measurements and the gate of one experiment and
-returns what ``results/nim/{experiment}/leakage.json`` holds. `summary_rows` turns one
-experiment's accuracy table and leakage document into rows of ``results/nim/summary.csv``:
-one per eval set, at the final checkpoint, with the best step and the leakage headline
-numbers beside the accuracies.
+returns what ``results/nim/{experiment}/leakage.json`` holds.
+
+`seed_rows` turns one training run's accuracy table (every checkpoint x every held-out set)
+into rows of ``results/nim/summary.csv``: the checkpoint is the one with the best exact
+match on the validation set (``val``, disjoint from every eval set, so no eval example
+takes part in the choice), and each eval set's exact match at that checkpoint comes with a
+Wilson interval and the eval set's majority-answer rate (what always giving the most
+common answer scores). `across_seed_rows` adds one row per (experiment, eval set) with
+the mean over seeds and its Student-t interval.
 """
 
 from __future__ import annotations
@@ -14,21 +19,33 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from metaexamples.nim.experiments import NimExperiment
+from metaexamples.nim.generator import VAL_SET
 from metaexamples.nim.leakage import leakage_gate, leakage_report
+from metaexamples.stats import t_interval, wilson_interval
 
 Row = Mapping[str, Any]
 
+ALL_SEEDS = "all"
 SUMMARY_COLUMNS = (
-    "experiment", "dataset", "step", "checkpoint", "n", "exact_match", "answer_prefix_match",
-    "rank_accuracy", "gold_probability", "best_exact_match", "best_step", "base_exact_match",
-    "n_train", "exact_overlap_fraction", "normalised_overlap_fraction", "pile_overlap_fraction",
-    "names_only_accuracy", "names_only_advantage", "name_label_mi_bits_excess", "leakage_passed",
+    "experiment", "dataset", "seed", "n_seeds", "n", "selected_step", "selected_checkpoint",
+    "val_exact_match", "exact_match", "exact_match_low", "exact_match_high",
+    "interval_method", "majority_rate", "above_majority", "answer_prefix_match",
+    "rank_accuracy", "gold_probability", "final_step", "final_exact_match",
+    "base_exact_match", "n_train", "exact_overlap_fraction", "normalised_overlap_fraction",
+    "pile_overlap_fraction", "names_only_accuracy", "names_only_advantage",
+    "name_label_mi_bits_excess", "leakage_passed",
 )  # fmt: skip
 LEAKAGE_HEADLINES = (
     "exact_overlap_fraction", "normalised_overlap_fraction", "pile_overlap_fraction",
     "names_only_accuracy", "names_only_advantage",
 )  # fmt: skip
+SAME_ACROSS_SEEDS = ("n", "majority_rate", "n_train", *LEAKAGE_HEADLINES,
+                     "name_label_mi_bits_excess", "leakage_passed")  # fmt: skip
+MEAN_ACROSS_SEEDS = ("val_exact_match", "answer_prefix_match", "rank_accuracy",
+                     "gold_probability", "final_exact_match", "base_exact_match")  # fmt: skip
 
 
 def leakage_document(
@@ -53,33 +70,78 @@ def _number(value: Any) -> float:
     return float(value) if value not in (None, "") else math.nan
 
 
-def summary_rows(
-    experiment: str, table: Sequence[Row], leakage: Mapping[str, Any]
+def select_step(table: Sequence[Row], by: str = VAL_SET) -> Row:
+    """The row of dataset `by` with the highest exact match (ties: the earliest step)."""
+    rows = [r for r in table if r["dataset"] == by]
+    if not rows:
+        raise ValueError(
+            f"accuracy table: no rows for the validation set {by!r} (evaluate it with the "
+            "eval sets: it chooses the checkpoint)"
+        )
+    return max(rows, key=lambda r: (_number(r["exact_match"]), -int(r["step"])))
+
+
+def _at_step(rows: Sequence[Row], step: int, dataset: str) -> Row:
+    found = [r for r in rows if int(r["step"]) == step]
+    if not found:
+        raise ValueError(f"accuracy table: {dataset!r} has no row at the selected step {step}")
+    return found[0]
+
+
+def seed_rows(
+    experiment: str, seed: int, table: Sequence[Row], leakage: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per eval set: accuracies at the last step, the best step's exact match,
-    step 0's (the base model, when evaluated), and the leakage headline numbers."""
+    """One row per eval set of one run, at the checkpoint validation exact match chose."""
+    chosen = select_step(table)
+    step = int(chosen["step"])
     out = []
-    datasets = sorted({str(r["dataset"]) for r in table})
-    for dataset in datasets:
+    for dataset in sorted({str(r["dataset"]) for r in table} - {VAL_SET}):
         rows = sorted((r for r in table if r["dataset"] == dataset), key=lambda r: int(r["step"]))
-        final = rows[-1]
-        best = max(rows, key=lambda r: (_number(r["exact_match"]), -int(r["step"])))
+        at = _at_step(rows, step, dataset)
         base = next((r for r in rows if int(r["step"]) == 0), None)
+        n = int(at["n"])
+        interval = wilson_interval(int(at["exact_correct"]), n)
+        majority = _number(at["majority_rate"])
         headline = leakage.get("eval", {}).get(dataset, {})
         out.append({
-            "experiment": experiment,
-            "dataset": dataset,
-            "step": int(final["step"]),
-            "checkpoint": final["checkpoint"],
-            "n": int(final["n"]),
-            **{k: _number(final[k]) for k in ("exact_match", "answer_prefix_match",
-                                              "rank_accuracy", "gold_probability")},
-            "best_exact_match": _number(best["exact_match"]),
-            "best_step": int(best["step"]),
+            "experiment": experiment, "dataset": dataset, "seed": seed, "n_seeds": 1, "n": n,
+            "selected_step": step, "selected_checkpoint": chosen["checkpoint"],
+            "val_exact_match": _number(chosen["exact_match"]),
+            "exact_match": interval.estimate, "exact_match_low": interval.low,
+            "exact_match_high": interval.high, "interval_method": interval.method,
+            "majority_rate": majority, "above_majority": bool(interval.low > majority),
+            **{k: _number(at[k]) for k in ("answer_prefix_match", "rank_accuracy",
+                                           "gold_probability")},
+            "final_step": int(rows[-1]["step"]),
+            "final_exact_match": _number(rows[-1]["exact_match"]),
             "base_exact_match": _number(base["exact_match"]) if base else math.nan,
             "n_train": leakage.get("train", {}).get("n"),
             **{k: headline.get(k) for k in LEAKAGE_HEADLINES},
             "name_label_mi_bits_excess": leakage.get("train", {}).get("name_label_mi_bits_excess"),
             "leakage_passed": leakage.get("passed"),
+        })  # fmt: skip
+    return out
+
+
+def across_seed_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """One row per (experiment, eval set): the mean over seeds of the validation-selected
+    exact match with a Student-t interval (n - 1 degrees of freedom; NaN bounds for one
+    seed), and the other accuracies' means."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["experiment"], row["dataset"]), []).append(row)
+    out = []
+    for (experiment, dataset), group in groups.items():
+        interval = t_interval([_number(r["exact_match"]) for r in group])
+        first = group[0]
+        out.append({
+            "experiment": experiment, "dataset": dataset, "seed": ALL_SEEDS,
+            "n_seeds": len(group), "selected_step": None, "selected_checkpoint": None,
+            "exact_match": interval.estimate, "exact_match_low": interval.low,
+            "exact_match_high": interval.high, "interval_method": interval.method,
+            "above_majority": bool(interval.low > _number(first["majority_rate"])),
+            "final_step": None,
+            **{k: first[k] for k in SAME_ACROSS_SEEDS},
+            **{k: float(np.mean([_number(r[k]) for r in group])) for k in MEAN_ACROSS_SEEDS},
         })  # fmt: skip
     return out
