@@ -30,6 +30,11 @@ CANONICAL_OFFLINE = "olmo-offline"
 ALPHABET_RANKINGS = ("rarity", "prefer-non-ascii", "ascii-fallback")
 PRECISIONS = ("auto", "fp32", "bf16")
 CONDITION_DESIGNS = ("none", *META_DESIGNS)
+# A run fails when its metaexamples miss their token budget by more than this (relative);
+# the shortest possible metaexample (wrapper tags, one short sentence, end-of-text) has at
+# least MIN_METAEXAMPLE_TOKENS tokens (15 with the OLMo tokenizer). training/mixing.py.
+META_TOLERANCE = 0.25
+MIN_METAEXAMPLE_TOKENS = 12
 
 
 class ConfigError(ValueError):
@@ -313,6 +318,7 @@ class Config:
         for c in self.experiment.conditions:
             _check_name(c, "experiment.conditions")
             _choice(c, tuple(known), "experiment.conditions")
+            _check_meta_budget(c, known[c], self.training)
         for key in ("grammars", "conditions", "seeds"):
             values = getattr(self.experiment, key)
             if not values:
@@ -488,6 +494,23 @@ def _check_grammar(name: str, settings: GrammarConfig, alphabet_size: int) -> No
         make_grammar(name, placeholder, settings.min_length, settings.max_length)
     except ValueError as err:
         raise ConfigError(f"{key}: min_length, max_length: {err}") from err
+
+
+def _check_meta_budget(name: str, cond: ConditionConfig, training: TrainingConfig) -> None:
+    """Reject a condition whose metaexample budget is certain to be missed (the run would
+    fail before training): smaller than the shortest metaexample allows, even cut."""
+    if cond.percent == 0:
+        return
+    tokens = (training.max_steps * training.batch_size * training.gradient_accumulation_steps
+              * training.max_seq_length * max(1, training.gpus))
+    budget = round(round(training.synthetic_mix_ratio * tokens) * cond.percent / 100)
+    if budget * (1 + META_TOLERANCE) < MIN_METAEXAMPLE_TOKENS:
+        raise ConfigError(
+            f"experiment.conditions: {name!r} gives its metaexamples {budget} tokens "
+            f"({cond.percent:g} % of training.synthetic_mix_ratio x {tokens} tokens), fewer "
+            f"than one metaexample needs ({MIN_METAEXAMPLE_TOKENS}); raise training.max_steps, "
+            "batch_size, max_seq_length or synthetic_mix_ratio"
+        )
 
 
 def _check_alphabet_size(alphabet: AlphabetConfig, model_name: str) -> None:
