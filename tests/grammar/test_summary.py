@@ -133,6 +133,7 @@ def test_by_condition_t_across_seeds_or_the_runs_own_interval(runs):
     row = _row(table, "meta_5pct", "steps")
     assert row["interval"] == "none" and math.isnan(row["ci_low"])
     assert _row(table, "oracle", "auroc")["mean"] == 1.0
+    assert "oracle" in _row(table, "oracle", "canonical_perplexity")["note"]
     assert "n_empty" not in set(table["metric"])
 
 

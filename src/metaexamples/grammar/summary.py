@@ -247,13 +247,19 @@ def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
                         "interval": method if not math.isnan(lo) else "none"}
             else:
                 rec |= {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": cell,
-                        "interval": "none"}
+                        "interval": "none", "note": _why_no_value(condition, metric)}
             if cell < metrics.MIN_CELL and count_column.startswith("n_") and count_column not in (
                     "n_valid", "n_samples"):
                 rec |= {"ci_low": math.nan, "ci_high": math.nan, "interval": "none",
                         "note": f"{count_column} = {cell:g} < {metrics.MIN_CELL}: no interval"}
             out.append(rec)
     return pd.DataFrame(out, columns=BY_CONDITION_COLUMNS)
+
+
+def _why_no_value(condition: str, metric: str) -> str:
+    if condition == ORACLE and metric.startswith("canonical_"):
+        return "not computed for the oracle: it models grammar strings only"
+    return "no value (not defined for this grammar or run)"
 
 
 def _cell(group: pd.DataFrame, column: str, i: int) -> float:
