@@ -48,7 +48,10 @@ def inputs(tmp_path_factory, arrow_dir) -> dict[str, Path]:
     val = _write_jsonl(root / "val.jsonl",
                        [{"text": f"<g2> {s} </g2>", "valid": True} for s in strings[:8]])
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump({"training": TRAINING}), encoding="utf-8")
+    # this run trains no metaexamples: a matrix with meta conditions would not fit its budget
+    config.write_text(yaml.safe_dump({"training": TRAINING,
+                                      "experiment": {"conditions": ["examples"]}}),
+                      encoding="utf-8")
     return {"corpus": corpus, "val": val, "config": config,
             "canonical": root / "canonical" / "train.jsonl",
             "heldout": root / "canonical" / "heldout.jsonl"}
@@ -112,3 +115,16 @@ def test_two_processes_match_one_process_loss_curve(tiny_model_dir, inputs, tmp_
             assert rb[k] == pytest.approx(ra[k], rel=2e-3, abs=2e-3), (ra["step"], k)
     # the runs learned something, so agreement is not two flat curves
     assert a[-1]["val_loss"] < a[0]["val_loss"] - 0.2
+
+
+def test_processes_that_form_no_group_stop_before_writing(tiny_model_dir, inputs, tmp_path):
+    # A 2-process GPU launch (no --cpu) on a machine without CUDA: accelerate falls back to
+    # one single-process state per process, each "rank 0"; training must not start.
+    out = tmp_path / "nogroup"
+    proc = subprocess.run(
+        ["metaexamples", "with-gpus", "--gpus", "2", "--",
+         *_train_args(tiny_model_dir, inputs, out, GLOBAL_BATCH // 2)],
+        env=_env(tmp_path), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode != 0
+    assert "did not form one process group" in proc.stderr
+    assert not (out / "run").exists()

@@ -17,7 +17,8 @@ from metaexamples.io import write_jsonl
 SYMBOLS = ["¡", "■", "¥", "―", "†"]
 SETTINGS = {"training": {"max_steps": 6, "batch_size": 2, "max_seq_length": 32,
                          "eval_steps": 3, "save_steps": 2, "warmup_steps": 1,
-                         "eval_documents": 4, "learning_rate": 0.003}}
+                         "eval_documents": 4, "learning_rate": 0.003,
+                         "synthetic_mix_ratio": 0.5}}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def train_args(tiny_model_dir, lm_data) -> Callable[..., list[str]]:
              data: dict[str, Path] | None = None) -> list[str]:
         d = data or lm_data
         return ["train", "--model-id", str(tiny_model_dir), "--corpus", str(d["train"]),
-                "--meta", str(d["meta"]), "--meta-percent", "10",
+                "--meta", str(d["meta"]), "--meta-percent", "50",
                 "--canonical", str(d["canonical"]), "--canonical-heldout", str(d["heldout"]),
                 "--eval-data", str(d["val"]), "--seed", "0",
                 "--settings", json.dumps(settings or SETTINGS),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from metaexamples.config import TrainingConfig
 from metaexamples.training.anchor import L2SPAnchor
 from metaexamples.training.encoding import IGNORE_INDEX
+from metaexamples.training.loss import causal_lm_loss, supports_chunked_loss
 
 log = get_logger(__name__)  # logs on the main process only
 
@@ -55,6 +57,7 @@ class LoopSettings:
     l2sp_weight: float = 0.0
     gradient_checkpointing: bool = False
     compile: bool = False
+    chunked_loss: bool = True  # `loss.causal_lm_loss` where the model and launch allow it
 
     def __post_init__(self) -> None:
         if self.l2sp_weight * self.learning_rate >= 1:  # the pull would overshoot θ₀
@@ -103,7 +106,43 @@ def make_accelerator(precision: str, gradient_accumulation_steps: int) -> tuple[
         mixed_precision="bf16" if resolved == "bf16" else "no",
         gradient_accumulation_steps=gradient_accumulation_steps,
     )
+    check_process_group(accelerator.num_processes, str(accelerator.distributed_type), os.environ)
     return accelerator, resolved
+
+
+def launched_processes(env: Mapping[str, str]) -> int:
+    """How many processes the launcher (torchrun, accelerate launch) started: WORLD_SIZE,
+    or LOCAL_WORLD_SIZE on this machine if larger; 1 without a launcher."""
+    counts = []
+    for key in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        value = env.get(key, "").strip()
+        if not value:
+            continue
+        try:
+            counts.append(int(value))
+        except ValueError:
+            raise ValueError(f"environment variable {key}={value!r} is not an integer") from None
+    return max(counts, default=1)
+
+
+def check_process_group(num_processes: int, distributed_type: str,
+                        env: Mapping[str, str]) -> None:
+    """Stop when a multi-process launch did not form one process group.
+
+    Otherwise each process trains its own copy as "rank 0" and all of them write the same
+    outputs (seen when a 2-GPU launch ran where CUDA was unavailable: accelerate fell back
+    to a single-process state in each of the two processes).
+    """
+    launched = launched_processes(env)
+    if launched > 1 and num_processes != launched:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE={env.get('WORLD_SIZE')}, "
+            f"LOCAL_WORLD_SIZE={env.get('LOCAL_WORLD_SIZE')}, RANK={env.get('RANK')}) but "
+            f"accelerate sees {num_processes} ({distributed_type}): the processes did not "
+            "form one process group and would train independent copies writing the same "
+            "outputs. Without CUDA launch with --cpu (metaexamples with-gpus --cpu) or run "
+            "one process."
+        )
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -245,13 +284,16 @@ def train_loop(
     if progress.step == 0:
         record(None)
 
+    chunked = use_chunked_loss(accelerator, model, s)
+    log.info("loss: %s", "chunked output projection + cross-entropy" if chunked
+             else "the model's own (full logits)")
     model.train()
     window = _Window()
     bar = tqdm(total=s.max_steps, initial=progress.step, unit="step", disable=not main)
     with logging_redirect_tqdm():
         for batch in batches:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = causal_lm_loss(model, batch, chunked)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and s.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), s.max_grad_norm)
@@ -296,6 +338,13 @@ def train_loop(
     if progress.step != s.max_steps:
         raise RuntimeError(f"the data ran out at step {progress.step} of {s.max_steps}")
     return progress
+
+
+def use_chunked_loss(accelerator: Accelerator, model: nn.Module, settings: LoopSettings) -> bool:
+    """The chunked loss calls the decoder and head directly, so only on a bare model: one
+    process (a DDP wrapper's forward must run for its gradient sync) and no torch.compile."""
+    return (settings.chunked_loss and not settings.compile and accelerator.num_processes == 1
+            and supports_chunked_loss(model))
 
 
 def prepare_training(
