@@ -270,18 +270,31 @@ class NimTrainingConfig:
 
 @dataclass(frozen=True)
 class NimConfig:
-    experiments: dict[str, dict[str, Any]] = field(default_factory=lambda: {"tiny": {}})
+    # name -> generator overrides, or false: not run
+    experiments: dict[str, dict[str, Any] | bool] = field(default_factory=lambda: {"tiny": {}})
     training: NimTrainingConfig = field(default_factory=NimTrainingConfig)
 
     def __post_init__(self) -> None:
         from metaexamples.nim.experiments import ExperimentError, resolve_experiment
 
-        for name, entry in self.experiments.items():
+        for name, entry in self.active_experiments.items():
+            if not isinstance(entry, dict):
+                raise ConfigError(
+                    f"nim.experiments.{name}: expected a mapping of settings (or false: not "
+                    f"run), got {entry!r}"
+                )
             try:
                 resolve_experiment(name, entry)
             except ExperimentError as err:
                 where = f"nim.experiments.{name}" + (f".{err.key}" if err.key else "")
                 raise ConfigError(f"{where}: {err.detail}") from err
+
+
+    @property
+    def active_experiments(self) -> dict[str, dict[str, Any]]:
+        """The experiments to run: every entry but those set to false (a layered config
+        switches off an experiment of the one below it that way)."""
+        return {name: e for name, e in self.experiments.items() if e is not False}
 
 
 @dataclass(frozen=True)

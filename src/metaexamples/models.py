@@ -78,14 +78,17 @@ PRESETS: dict[str, Preset] = {
     "smollm2-135m": Preset(f"{ASSETS_DIR}/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "--gguf",
                            Memory(train_mb=12000, eval_mb=8000), {}),
 }
-# A hub id or local path: sized for a 1 B-parameter model (OLMo-1B) on one GPU.
+# Hub models the configurations name. Pythia-410m (Nim): 1.6 GB of fp32 weights, loaded once
+# plus the anchor copy on the host; its data are tens of thousands of short examples.
+HUB_MODEL_MEMORY = {"EleutherAI/pythia-410m-deduped": Memory(train_mb=16000, eval_mb=12000)}
+# Any other hub id or local path: sized for a 1 B-parameter model (OLMo-1B) on one GPU.
 OTHER_MODEL_MEMORY = Memory(train_mb=48000, eval_mb=32000)
 
 
 def memory_request(name: str) -> Memory:
     """What one training or evaluation job of model `name` requests."""
     preset = PRESETS.get(name)
-    return preset.memory if preset else OTHER_MODEL_MEMORY
+    return preset.memory if preset else HUB_MODEL_MEMORY.get(name, OTHER_MODEL_MEMORY)
 
 
 def tokenizer_from_json(path: Path) -> PreTrainedTokenizerFast:

@@ -45,3 +45,11 @@ def test_invalid_experiments_name_the_key(experiments, message):
     with pytest.raises(ConfigError) as info:
         Config.from_dict({"nim": {"experiments": experiments}})
     assert message in str(info.value)
+
+
+def test_an_experiment_set_to_false_is_not_run():
+    """A layered config (config/nim_pythia410m.yaml) drops config.yaml's tiny experiment."""
+    cfg = Config.from_dict({"nim": {"experiments": {"tiny": False, "357": {}}}})
+    assert cfg.nim.active_experiments == {"357": {}}
+    with pytest.raises(ConfigError, match="nim.experiments.tiny: expected a mapping"):
+        Config.from_dict({"nim": {"experiments": {"tiny": True}}})

@@ -4,7 +4,9 @@ import re
 
 from metaexamples.nim.experiments import resolve_experiment
 
-NIM = {name: resolve_experiment(name, entry) for name, entry in CFG.nim.experiments.items()}
+NIM = {
+    name: resolve_experiment(name, entry) for name, entry in CFG.nim.active_experiments.items()
+}
 NIM_MODEL = f"data/models/{model_slug(CFG.nim.training.model)}"
 NIM_SEEDS = list(CFG.nim.training.seeds)
 NIM_GPUS = CFG.nim.training.gpus
