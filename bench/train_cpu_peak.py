@@ -13,6 +13,7 @@ round, in this order and alternating which side goes first:
   L layers, d hidden size, T sequence length: the attention scores and mixing, PaLM's
   convention).
 
+The process keeps freed memory as every training job does (`runtime.keep_freed_memory`).
 The report is the median over `--rounds` of each figure, and chunked / plain of the same
 round. The machine may be shared: read the per-round figures for the noise.
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(REPO / "src"))
 from metaexamples import assets  # noqa: E402
 from metaexamples.config import TinyArch, load_config  # noqa: E402
 from metaexamples.models import load_model, prepare_model  # noqa: E402
+from metaexamples.scale.runtime import keep_freed_memory  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -162,6 +164,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("metaexamples", "accelerate", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    keep_freed_memory()  # as the CLI does for every training job
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     defaults = {"tiny-olmo": [4], "smollm2-135m": [2]}

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
 from metaexamples.training.encoding import IGNORE_INDEX
-from metaexamples.training.loss import chunked_causal_lm_loss, supports_chunked_loss
+from metaexamples.training.loss import chunked_causal_lm_loss, summed_nll, supports_chunked_loss
 
 
 def _batch(vocab: int) -> dict[str, torch.Tensor]:
@@ -75,3 +75,18 @@ def test_models_that_transform_their_logits_keep_the_plain_path(tiny_model_dir):
                           num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                           final_logit_softcapping=30.0)
     assert not supports_chunked_loss(Gemma2ForCausalLM(config))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_neox_dir"])
+def test_evaluation_nll_matches_full_logits(fixture, request):
+    model = AutoModelForCausalLM.from_pretrained(request.getfixturevalue(fixture)).eval()
+    batch = _batch(model.config.vocab_size)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
+        reduction="sum")
+    total, count = summed_nll(model, batch, chunk_tokens=7)
+    assert count == int((labels != IGNORE_INDEX).sum())
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)

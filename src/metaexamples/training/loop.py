@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from torch import nn
@@ -31,8 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from metaexamples.config import TrainingConfig
 from metaexamples.training.anchor import L2SPAnchor
-from metaexamples.training.encoding import IGNORE_INDEX
-from metaexamples.training.loss import causal_lm_loss, supports_chunked_loss
+from metaexamples.training.loss import causal_lm_loss, summed_nll, supports_chunked_loss
 
 log = get_logger(__name__)  # logs on the main process only
 
@@ -186,14 +184,11 @@ def estimate_loss(model: nn.Module, batches: Sequence[dict[str, torch.Tensor]],
     nll = torch.zeros((), device=accelerator.device)
     count = 0
     for batch in batches:
-        input_ids = batch["input_ids"].to(accelerator.device)
+        on_device = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            logits = model(input_ids=input_ids,
-                           attention_mask=batch["attention_mask"].to(accelerator.device)).logits
-        labels = batch["labels"][:, 1:].to(accelerator.device)
-        nll += F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
-        count += int((labels != IGNORE_INDEX).sum())
+            batch_nll, batch_count = summed_nll(model, on_device)
+        nll += batch_nll
+        count += batch_count
     model.train(was_training)
     return float(nll) / max(count, 1)
 

@@ -67,10 +67,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_total):
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         weight_dtype, bias_dtype = ctx.dtypes
+        # in place: the buffers are this call's own, and the weight's is (vocabulary × hidden)
         return (
-            grad_hidden * grad_total.to(grad_hidden.dtype),
-            (grad_weight * grad_total).to(weight_dtype),
-            None if grad_bias is None else (grad_bias * grad_total).to(bias_dtype),
+            grad_hidden.mul_(grad_total.to(grad_hidden.dtype)),
+            grad_weight.mul_(grad_total).to(weight_dtype),
+            None if grad_bias is None else grad_bias.mul_(grad_total).to(bias_dtype),
             None,
             None,
         )
@@ -109,6 +110,32 @@ def chunked_causal_lm_loss(
         hidden[:, :-1][keep], head.weight, head.bias, targets[keep], chunk_tokens
     )
     return total / count
+
+
+@torch.no_grad()
+def summed_nll(
+    model: nn.Module, batch: Mapping[str, torch.Tensor], chunk_tokens: int = CHUNK_TOKENS
+) -> tuple[torch.Tensor, int]:
+    """Summed next-token NLL (float32) over the labelled positions of `batch`, and their
+    number; for evaluation. Chunked like the training loss where the model allows it."""
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    if not supports_chunked_loss(model):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
+        total = F.cross_entropy(logits.logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
+                                ignore_index=IGNORE_INDEX, reduction="sum")
+        return total, int(keep.sum())
+    hidden = model.get_decoder()(
+        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), use_cache=False
+    ).last_hidden_state[:, :-1][keep]
+    y = targets[keep]
+    head = model.get_output_embeddings()
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for start in range(0, len(y), chunk_tokens):
+        logits = head(hidden[start : start + chunk_tokens]).float()
+        target_logit = logits.gather(1, y[start : start + chunk_tokens, None])
+        total += (torch.logsumexp(logits, dim=1, keepdim=True) - target_logit).sum()
+    return total, len(y)
 
 
 def causal_lm_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], chunked: bool,
