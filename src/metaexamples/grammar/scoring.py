@@ -7,6 +7,9 @@ model is rewarded for knowing where a string may end::
     prefix       = [EOS] <g2>
     continuation =  ★ ◆ ◆ ★ </g2>        (documents.example_continuation)
 
+An `unclosed_tag` negative is scored with end-of-text in place of the closing tag, so it
+and its valid partner differ only in how they end (`encode_eval_rows`).
+
 Batches are right-padded with an attention mask and built from length-sorted sequences,
 so little compute goes to padding. The full text is tokenised once and the prefix's
 tokens must be a prefix of it (a merge across the boundary would silently shift what is
