@@ -1,4 +1,4 @@
-"""The pure pieces of the shared loop and the files around it: schedule, progress, CSV log."""
+"""The pure pieces of the shared loop: schedule, progress, settings, the launch check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import pytest
 
 from metaexamples.training.loop import LoopSettings, Progress, check_process_group, lr_at
-from metaexamples.training.run_files import history_csv
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -20,15 +19,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     assert min(lrs) >= 0.1 - 1e-12
 
 
-def test_history_csv_has_a_stable_column_order():
-    rows = [{"val_loss": 2.0, "step": 0, "train_loss": None, "tokens": 0, "lr": 0.1},
-            {"step": 5, "val_loss": 1.0, "train_loss": 1.5, "tokens": 50, "lr": 0.05}]
-    lines = history_csv(rows).splitlines()
-    assert lines == ["step,tokens,lr,train_loss,val_loss", "0,0,0.1,,2.0", "5,50,0.05,1.5,1.0"]
-
-
-
-def test_checkpoint_progress_round_trips(tmp_path):
+def test_progress_round_trips_through_json():
     p = Progress(step=3, tokens=30, train_seconds=1.5, history=[{"step": 0, "val_loss": 2.0}])
     assert Progress.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
