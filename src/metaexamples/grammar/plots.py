@@ -193,10 +193,13 @@ def negative_types(summary: pd.DataFrame, prefix: str) -> tuple[list[str], list[
     kinds = sorted(c[len(prefix):] for c in summary.columns
                    if c.startswith(prefix) and not c.endswith(("_ci_low", "_ci_high"))
                    and summary[c].notna().any())
-    def enough(kind: str) -> bool:
-        n = summary.get(f"n_{kind}")
-        return n is not None and bool((n.fillna(0) >= MIN_CELL).all())
-    return [k for k in kinds if enough(k)], [k for k in kinds if not enough(k)]
+    big = [k for k in kinds if _large_cell(summary, k)]
+    return big, [k for k in kinds if k not in big]
+
+
+def _large_cell(summary: pd.DataFrame, kind: str) -> bool:
+    n = summary.get(f"n_{kind}")
+    return n is not None and bool((n.fillna(0) >= MIN_CELL).all())
 
 
 def plot_by_negative_type(
