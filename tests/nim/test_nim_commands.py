@@ -81,6 +81,8 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
     assert list(per_seed["experiment"]) == ["tiny"] * 2 + ["cheats"] * 8
     assert "val" not in set(summary["dataset"])
     assert set(per_seed["selected_step"]) <= {0, 3, 4}  # a checkpoint of that seed
+    assert "selected_step,selected_checkpoint" in open("results/nim/summary.csv").readline()
+    assert ",3.0," not in open("results/nim/summary.csv").read()  # steps stay integers
     across = summary[summary["seed"] == "all"]
     assert list(across["experiment"]) == ["tiny"] + ["cheats"] * 4
     assert set(across["n_seeds"]) == {2} and set(across["interval_method"]) == {"t"}

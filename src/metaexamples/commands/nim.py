@@ -302,7 +302,10 @@ def run_summarize(args: argparse.Namespace) -> None:
     rows += across_seed_rows(rows)
     out = args.out or args.results_dir / "summary.csv"
     with atomic_path(out) as tmp:
-        pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).to_csv(tmp, index=False)
+        frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+        steps = ["selected_step", "final_step"]  # integers, blank on the across-seed rows
+        frame[steps] = frame[steps].astype("Int64")
+        frame.to_csv(tmp, index=False)
     for row in rows:
         if row["seed"] == ALL_SEEDS:
             log.info("%s %s: exact match %.3f [%.3f, %.3f] over %d seed(s); majority rate %.3f",
