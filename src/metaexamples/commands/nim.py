@@ -254,12 +254,17 @@ def run_plot(args: argparse.Namespace) -> None:
     from metaexamples.io import read_jsonl
     from metaexamples.nim.evaluate import wide_table
     from metaexamples.nim.plots import plot_all
+    from metaexamples.nim.summary import select_step
 
-    table = pd.read_csv(args.eval_dir / "accuracy_table.csv")
+    records = pd.read_csv(args.eval_dir / "accuracy_table.csv").to_dict("records")
     rows = read_jsonl(args.eval_dir / "predictions.jsonl")
-    written = plot_all(rows, wide_table(table.to_dict("records")), args.out_dir or
-                       args.eval_dir / "plots")  # fmt: skip
-    log.info("wrote %d figures", len(written))
+    try:
+        step: int | str = int(select_step(records)["step"])
+    except ValueError:  # evaluated without a validation set: the last checkpoint
+        log.warning("%s: no validation rows; breakdowns drawn at the last step", args.eval_dir)
+        step = "last"
+    written = plot_all(rows, wide_table(records), args.out_dir or args.eval_dir / "plots", step)
+    log.info("wrote %d figures (breakdowns at step %s)", len(written), step)
 
 
 # -- summarize --------------------------------------------------------------------------

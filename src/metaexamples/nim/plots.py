@@ -212,9 +212,11 @@ def plot_accuracy_by_name_pair(
 
 
 def plot_all(
-    rows: Rows | None, table: pd.DataFrame | None, out_dir: str | os.PathLike[str]
+    rows: Rows | None, table: pd.DataFrame | None, out_dir: str | os.PathLike[str],
+    step: Step = "last",
 ) -> list[Path]:
-    """Every figure the inputs support, under `out_dir`; returns the paths written.
+    """Every figure the inputs support, under `out_dir`; returns the paths written. The
+    breakdowns are drawn at `step` (the workflow passes the validation-selected one).
 
     Name-pair and bucket figures are drawn only when the rows carry names / buckets.
     """
@@ -224,10 +226,12 @@ def plot_all(
         written.append(plot_accuracy_vs_step(table, out / "accuracy_vs_step.png"))
     if rows is not None:
         frame = prediction_frame(rows)
-        written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png"))
-        written.append(plot_accuracy_by_residue(frame, out / "accuracy_by_residue.png"))
+        written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png",
+                                                   step))
+        written.append(plot_accuracy_by_residue(frame, out / "accuracy_by_residue.png", step))
         if (frame["bucket"] != NO_BUCKET).any():
-            written.append(plot_accuracy_by_bucket(frame, out / "accuracy_by_bucket.png"))
+            written.append(plot_accuracy_by_bucket(frame, out / "accuracy_by_bucket.png", step))
         if frame["name_pair"].notna().any():
-            written.append(plot_accuracy_by_name_pair(frame, out / "accuracy_by_name_pair.png"))
+            written.append(plot_accuracy_by_name_pair(frame, out / "accuracy_by_name_pair.png",
+                                                      step))
     return written
