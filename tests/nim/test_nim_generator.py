@@ -263,7 +263,7 @@ def test_invalid_settings_name_the_key(key, value):
 def test_held_out_pile_shares_must_leave_training_piles():
     with pytest.raises(ValueError, match="eval_pile_fraction"):
         NimSettings(split="pile", eval_pile_fraction=0.6, val_pile_fraction=0.4)
-    with pytest.raises(ValueError, match="eval_pile_fraction"):
+    with pytest.raises(ValueError, match="val_pile_fraction: must be > 0"):
         NimSettings(split="pile", val_pile_fraction=0.0)
 
 

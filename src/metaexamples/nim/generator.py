@@ -197,11 +197,9 @@ class NimSettings:
         _need_fraction("eval_pile_fraction", self.eval_pile_fraction, 0.0, 1.0, high_open=True)
         _need_fraction("val_pile_fraction", self.val_pile_fraction, 0.0, 1.0, high_open=True)
         if self.split == "pile":
-            if self.eval_pile_fraction == 0 or self.val_pile_fraction == 0:
-                raise ValueError(
-                    "eval_pile_fraction: eval_pile_fraction and val_pile_fraction must be > 0 "
-                    "when split is 'pile'"
-                )
+            for key in ("eval_pile_fraction", "val_pile_fraction"):
+                if getattr(self, key) == 0:
+                    raise ValueError(f"{key}: must be > 0 when split is 'pile'")
             if self.eval_pile_fraction + self.val_pile_fraction >= 1:
                 raise ValueError(
                     "eval_pile_fraction: eval_pile_fraction + val_pile_fraction must leave "
