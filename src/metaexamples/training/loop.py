@@ -56,6 +56,7 @@ class LoopSettings:
     gradient_checkpointing: bool = False
     compile: bool = False
     chunked_loss: bool = True  # `loss.causal_lm_loss` where the model and launch allow it
+    fused_optimizer: bool = True  # False: torch's per-tensor AdamW (bench/train_cpu_peak.py)
 
     def __post_init__(self) -> None:
         if self.l2sp_weight * self.learning_rate >= 1:  # the pull would overshoot θ₀
@@ -143,14 +144,19 @@ def check_process_group(num_processes: int, distributed_type: str,
         )
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; weight decay only on matrices (not on norms, biases or other vectors)."""
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
+                   fused: bool = True) -> torch.optim.AdamW:
+    """AdamW; weight decay only on matrices (not on norms, biases or other vectors).
+
+    Fused on CPU too: torch's default there is a per-tensor loop of eight elementwise ops,
+    each a pass over all parameters (SmolLM2-135M, 2 cores: 7.2 s per step, fused 1.3 s).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, fused=torch.cuda.is_available())
+    return torch.optim.AdamW(groups, lr=lr, fused=fused)
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -351,7 +357,7 @@ def prepare_training(
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()
         model.config.use_cache = False
-    optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
+    optimizer = make_optimizer(model, s.learning_rate, s.weight_decay, s.fused_optimizer)
     scheduler = LambdaLR(optimizer, lambda step: lr_at(
         step, max_lr=s.learning_rate, warmup_steps=s.warmup_steps, max_steps=s.max_steps,
         min_lr_ratio=s.min_lr_ratio) / s.learning_rate)
