@@ -26,6 +26,9 @@ from ..conftest import REPO
 
 BIN = str(Path(sys.executable).parent)  # snakemake and metaexamples of this environment
 OLMO = yaml.safe_load((REPO / "config" / "olmo1b.yaml").read_text(encoding="utf-8"))
+NIM = yaml.safe_load((REPO / "config" / "nim_pythia410m.yaml").read_text(encoding="utf-8"))["nim"]
+NIM_RUNS = (sum(1 for spec in NIM["experiments"].values() if spec is not False)
+            * len(NIM["training"]["seeds"]))  # 9 seed experiments x 3 seeds = 27
 RUNS = (len(OLMO["experiment"]["grammars"]) * len(OLMO["experiment"]["conditions"])
         * len(OLMO["experiment"]["seeds"]))  # 3 x 8 x 3 = 72 fine-tuning runs
 GRAMMARS = len(OLMO["experiment"]["grammars"])
@@ -33,8 +36,9 @@ GRAMMARS = len(OLMO["experiment"]["grammars"])
 # every run plus each grammar's untrained baseline and oracle.
 MATRIX = {"train": RUNS, "evaluate": RUNS + 2 * GRAMMARS, "summarize_grammar": GRAMMARS,
           "summarize": 1, "generate_data": GRAMMARS, "prepare_model": 1}
-# The default target adds the Nim branch, which fine-tunes its own (second) model.
-DEFAULT_TARGET = MATRIX | {"prepare_model": 2, "plot_grammar": GRAMMARS, "nim_train": 1,
+# The default target adds the Nim branch (config/nim_pythia410m.yaml in the profiles), which
+# fine-tunes its own (second) model.
+DEFAULT_TARGET = MATRIX | {"prepare_model": 2, "plot_grammar": GRAMMARS, "nim_train": NIM_RUNS,
                            "nim_summarize": 1}
 
 
@@ -142,7 +146,7 @@ def test_lambda_profile_takes_the_gpu_count_from_the_machine(clone, tmp_path, mo
     monkeypatch.setenv("PATH", str(nvidia_smi(tmp_path / "a", 4)))
     settings = rendered(profile)
     assert settings["resources"] == ["gpu=4"]
-    assert settings["configfile"] == "config/olmo1b.yaml"
+    assert settings["configfile"] == ["config/olmo1b.yaml", "config/nim_pythia410m.yaml"]
     for key in ("rerun-incomplete", "keep-going", "retries", "printshellcmds"):
         assert key in settings
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # restricted by the user: 2 usable
