@@ -2,8 +2,7 @@
 
 All metrics use the total log-probability of a string including how it ends (its
 closing tag; end-of-text for an `unclosed_tag` negative, see `scoring`), never a
-per-token mean, so length and tag effects do not masquerade as rule knowledge
-(DESIGN.md §3 item 7):
+per-token mean, so length and tag effects do not masquerade as rule knowledge:
 
 - `auroc`: P(a random valid string scores above a random invalid one), ties count 1/2
   (the Mann-Whitney U statistic), pooled over the negative types and per type.

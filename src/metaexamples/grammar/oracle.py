@@ -1,7 +1,7 @@
 """The oracle: a causal LM whose next-token distribution is exactly the generator's.
 
-Every evaluated quantity sits between two bounds computed by the same code (DESIGN.md
-§5): the untrained model (step 0) and this oracle. It is a `torch.nn.Module` with the
+Every evaluated quantity sits between two bounds computed by the same code: the
+untrained model (step 0) and this oracle. It is a `torch.nn.Module` with the
 interface the scoring and sampling code use for any Hugging Face causal LM --
 ``model(input_ids=..., attention_mask=..., cache=..., use_cache=...)`` returning
 ``.logits`` over the real tokenizer's vocabulary and a ``.cache`` -- so its metrics come

@@ -1,8 +1,8 @@
 """Teacher-forced scoring: total log-probability of a continuation given a prefix.
 
 Every grammar string is scored conditioned on ``[EOS] + tokens("<gK>")``; the scored
-part is the rest of the string *including* the closing tag (DESIGN.md §3 item 7), so a
-model is rewarded for knowing where a string may end::
+part is the rest of the string *including* the closing tag, so a model is rewarded for
+knowing where a string may end::
 
     prefix       = [EOS] <g2>
     continuation =  ★ ◆ ◆ ★ </g2>        (documents.example_continuation)

@@ -263,7 +263,7 @@ def _greedy_batch(
         position = position + 1
         out = model(
             input_ids=token[:, None], attention_mask=mask, position_ids=position,
-            past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1,
+            cache=out.cache, use_cache=True, logits_to_keep=1,
         )  # fmt: skip
     generated = torch.stack(steps, dim=1).tolist()
     stop_set = set(stops.tolist())
