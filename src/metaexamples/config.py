@@ -174,23 +174,23 @@ DEFAULT_CONDITIONS: dict[str, ConditionConfig] = {
 @dataclass(frozen=True)
 class ExperimentConfig:
     grammars: tuple[str, ...] = GRAMMAR_NAMES
-    conditions: tuple[str, ...] = tuple(PREDEFINED_CONDITIONS)
+    conditions: tuple[str, ...] = ("examples", "meta_10pct")
     seeds: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    max_steps: int = 40
-    batch_size: int = 4
+    max_steps: int = 200
+    batch_size: int = 8
     gradient_accumulation_steps: int = 1
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     weight_decay: float = 0.0
-    warmup_steps: int = 4
+    warmup_steps: int = 10
     max_grad_norm: float = 1.0
     max_seq_length: int = 128
-    eval_steps: int = 10
-    save_steps: int = 20
-    synthetic_mix_ratio: float = 0.1
+    eval_steps: int = 50
+    save_steps: int = 100
+    synthetic_mix_ratio: float = 0.5
     eval_documents: int = 16
     precision: str = "auto"
     gradient_checkpointing: bool = False
