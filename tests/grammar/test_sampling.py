@@ -143,6 +143,9 @@ def test_generation_metrics():
     assert out["format_validity"] == pytest.approx(4 / 5)
     assert out["rule_validity"] == pytest.approx(3 / 5)
     assert out["rule_validity_given_format"] == pytest.approx(3 / 4)
+    # chance at the format-valid lengths 1, 1, 2, 3 over 3 symbols: 1, 1, 1/3, 1/3
+    assert out["chance_given_lengths"] == pytest.approx((1 + 1 + 1 / 3 + 1 / 3) / 4)
+    assert out["rule_validity_above_chance"] == pytest.approx(3 / 4 - 2 / 3)
     assert out["distinct_fraction"] == pytest.approx(4 / 5)
     assert out["novel_fraction"] == pytest.approx(1 / 3)
     # format-valid lengths 1, 1, 2, 3 -> {1: .5, 2: .25, 3: .25} vs {1: .5, 3: .5}
@@ -151,11 +154,49 @@ def test_generation_metrics():
     assert np.isclose(sum(sampling.length_histogram([1, 1, 2]).values()), 1.0)
 
 
+def sampled_texts(grammar, rng, n: int, rule_follower: bool) -> list[str]:
+    """n wrapped strings at the generator's lengths: the generator's own strings, or uniform
+    random symbols (a model that learned the format and the lengths, nothing of the rule)."""
+    texts = []
+    for _ in range(n):
+        symbols = grammar.sample(rng)
+        if not rule_follower:
+            symbols = list(rng.choice(grammar.alphabet, size=len(symbols)))
+        texts.append(f"<{grammar.name}> {' '.join(symbols)} </{grammar.name}>")
+    return texts
+
+
+@pytest.mark.parametrize("name,lo,hi", [("g2", 2, 8), ("g3", 1, 8)])
+def test_rule_validity_above_chance_is_zero_for_random_symbols_and_high_for_the_rule(
+        name, lo, hi):
+    g = make_grammar(name, ALPHABET, lo, hi)
+    rng = np.random.default_rng(0)
+    dist = g.length_distribution()
+
+    def above_chance(texts):
+        samples = [sampling.Sample(t, 3, "close_tag") for t in texts]
+        rows = pd.DataFrame(sampling.sample_rows(samples, g, set()))
+        return sampling.generation_metrics(rows, dist)
+
+    # knows nothing of the rule: 0 up to sampling noise (sd of a mean of 4000 draws < 0.008)
+    random = above_chance(sampled_texts(g, rng, 4000, rule_follower=False))
+    assert abs(random["rule_validity_above_chance"]) < 0.025
+    assert random["chance_given_lengths"] == pytest.approx(sampling.chance_rate(g, dist),
+                                                           abs=0.025)
+    # knows the rule: every string valid, so 1 minus the chance at its lengths
+    exact = above_chance(sampled_texts(g, rng, 400, rule_follower=True))
+    assert exact["rule_validity_given_format"] == 1.0
+    assert exact["rule_validity_above_chance"] == pytest.approx(
+        1 - exact["chance_given_lengths"])
+    assert exact["rule_validity_above_chance"] > 0.5
+
+
 def test_every_generation_metric_has_an_interval_method():
     rows = pd.DataFrame({"text": ["<g1> ★ </g1>", "<g1> x"], "n_new_tokens": [3, 24],
                          "stop": ["close_tag", "max_new_tokens"], "well_formed": [True, False],
                          "format_valid": [True, False], "rule_valid": [True, False],
-                         "length": [1, None], "in_train": [False, False]})
+                         "length": [1, None], "chance_at_length": [1.0, None],
+                         "in_train": [False, False]})
     keys = set(sampling.generation_metrics(rows, {1: 1.0})) - {"n_samples"}
     assert keys == {*metrics.SAMPLE_PROPORTIONS, *metrics.SAMPLE_STATISTICS,
                     *metrics.SAMPLE_UNRESAMPLED} - {"chance_rate"}

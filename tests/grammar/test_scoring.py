@@ -78,6 +78,17 @@ def test_generic_logits_path_matches_reference(model_and_tok, monkeypatch):
                                                               enc.n_prefix), abs=1e-5)
 
 
+def test_normalise_is_exact_on_peaked_logits_whose_tail_underflows():
+    # an oracle-like or sharply trained distribution: a few tokens near 0, the rest far below
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 1000, generator=gen) * 5 - 300.0
+    z[:, :4] = torch.randn(6, 4, generator=gen)
+    targets = torch.tensor([0, 1, 2, 3, 500, 999])  # likely tokens and two in the far tail
+    reference = torch.log_softmax(z.double(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+    got = scoring._normalise_(z.clone(), targets)
+    assert torch.allclose(got, reference, rtol=0, atol=1e-6)
+
+
 def test_batch_size_does_not_change_scores(model_and_tok):
     model, tok = model_and_tok
     seqs = [scoring.encode(tok, "<g1>", example_continuation("g1", s), tok.eos_token_id)

@@ -31,7 +31,8 @@ import pandas as pd
 MIN_CELL = 20  # fewer strings than this: the cell is reported with its n, not as an interval
 # Sample metrics (`sampling.generation_metrics`) by how their within-run interval is made:
 SAMPLE_PROPORTIONS = ("well_formed_rate", "format_validity", "rule_validity", "closed_rate")
-SAMPLE_STATISTICS = ("rule_validity_given_format", "novel_fraction", "mean_new_tokens",
+SAMPLE_STATISTICS = ("rule_validity_given_format", "chance_given_lengths",
+                     "rule_validity_above_chance", "novel_fraction", "mean_new_tokens",
                      "length_tv_distance")
 SAMPLE_UNRESAMPLED = ("distinct_fraction", "chance_rate")  # resamples repeat strings; constant
 

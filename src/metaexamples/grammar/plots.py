@@ -47,9 +47,10 @@ LABELS = {
     "format_validity": "sample format validity (↑)",
     "rule_validity": "sample rule validity (↑)",
     "rule_validity_given_format": "rule validity | well-formed (↑)",
+    "rule_validity_above_chance": "rule validity | well-formed, minus chance (↑)",
 }
 REFERENCE = {"minimal_pair_accuracy": 0.5, "auroc": 0.5, "auroc_minimal_edit": 0.5,
-             "excess_nll": 0.0}
+             "excess_nll": 0.0, "rule_validity_above_chance": 0.0}
 BOUND_COLORS = {BASELINE: (0.55, 0.55, 0.55, 1.0), ORACLE: (0.0, 0.0, 0.0, 1.0)}
 
 
@@ -113,7 +114,8 @@ def plot_metrics_by_condition(
                 ax.axhline(value, color=BOUND_COLORS[bound], lw=0.8, ls="--", alpha=0.6)
         if metric in REFERENCE:
             ax.axhline(REFERENCE[metric], color="k", lw=0.8, ls=":")
-        if metric.startswith("rule_validity") and "chance_rate" in summary.columns:
+        if metric in ("rule_validity", "rule_validity_given_format") and (
+                "chance_rate" in summary.columns):
             chance = summary["chance_rate"].dropna()
             if len(chance):
                 ax.axhline(float(chance.iloc[0]), color="tab:red", lw=1, ls="--",

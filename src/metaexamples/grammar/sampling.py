@@ -11,7 +11,8 @@ the draw reproducible.
 Judging a sample (`judge`) separates
 - format validity: the wrapper is well formed and every symbol is in the alphabet;
 - rule validity: the string is in the language (so also format-valid);
-and `chance_rate` gives the rule-validity a random well-formed string would have.
+and `chance_rate` gives the rule-validity a random well-formed string would have (at the
+generator's length law; `chance_given_lengths` at the samples' own lengths).
 """
 
 from __future__ import annotations
@@ -166,6 +167,19 @@ def judge(grammar_obj, text: str) -> Judgement:
     return Judgement(well_formed, format_valid, rule_valid, len(symbols) if format_valid else None)
 
 
+def chance_at_length(grammar_obj, length: int) -> float:
+    """P(valid) for a uniform random string of `length` alphabet symbols (0 out of bounds).
+
+    >>> from metaexamples.grammar.languages import make_grammar
+    >>> g3 = make_grammar("g3", ("a", "b"), 1, 3)
+    >>> [chance_at_length(g3, n) for n in (1, 2, 3, 4)]
+    [1.0, 0.5, 0.5, 0.0]
+    """
+    if not grammar_obj.min_length <= length <= grammar_obj.max_length:
+        return 0.0
+    return grammar_obj.count(length) / len(grammar_obj.alphabet) ** length
+
+
 def chance_rate(grammar_obj, length_distribution: dict[int, float]) -> float:
     """P(valid) for a uniform random string over the alphabet with length ~ the given law.
 
@@ -176,8 +190,7 @@ def chance_rate(grammar_obj, length_distribution: dict[int, float]) -> float:
     >>> round(chance_rate(g3, {1: 1 / 3, 2: 1 / 3, 3: 1 / 3}), 4)  # (1 + 1/2 + 1/2) / 3
     0.6667
     """
-    k = len(grammar_obj.alphabet)
-    return float(sum(p * grammar_obj.count(int(n)) / k ** int(n)
+    return float(sum(p * chance_at_length(grammar_obj, int(n))
                      for n, p in length_distribution.items()))
 
 
@@ -213,6 +226,8 @@ def sample_rows(samples: Sequence[Sample], grammar_obj, train_texts: set[str]) -
             "format_valid": j.format_valid,
             "rule_valid": j.rule_valid,
             "length": j.length,
+            "chance_at_length": (chance_at_length(grammar_obj, j.length)
+                                 if j.format_valid else None),
             "in_train": s.text in train_texts,
         })
     return rows
@@ -223,7 +238,10 @@ def generation_metrics(rows, length_distribution: dict[int, float]) -> dict[str,
 
     `rows`: a DataFrame or dict of arrays with the columns of `sample_rows`.
     `novel_fraction` is among rule-valid samples (an invalid sample is trivially novel);
-    the length histogram is over format-valid samples.
+    the length histogram is over format-valid samples. `chance_given_lengths` is the rule
+    validity that uniform random symbols would have at the lengths of the format-valid
+    samples, so `rule_validity_above_chance` (rule validity given format minus it) is 0 for
+    a model that learned the format and its own length law but nothing of the rule.
     """
     fmt = np.asarray(rows["format_valid"], dtype=bool)
     rule = np.asarray(rows["rule_valid"], dtype=bool)
@@ -234,12 +252,17 @@ def generation_metrics(rows, length_distribution: dict[int, float]) -> dict[str,
     in_train = np.asarray(rows["in_train"], dtype=bool)
     stops = np.asarray(rows["stop"], dtype=object)
     lengths = [int(x) for x in np.asarray(rows["length"], dtype=object)[fmt]]
+    given_format = n_rule / n_fmt if n_fmt else math.nan
+    chance = (float(np.asarray(rows["chance_at_length"], dtype=object)[fmt].astype(float).mean())
+              if n_fmt else math.nan)
     return {
         "n_samples": float(n),
         "well_formed_rate": float(np.asarray(rows["well_formed"], dtype=bool).mean()),
         "format_validity": n_fmt / n,
         "rule_validity": n_rule / n,
-        "rule_validity_given_format": n_rule / n_fmt if n_fmt else math.nan,
+        "rule_validity_given_format": given_format,
+        "chance_given_lengths": chance,
+        "rule_validity_above_chance": given_format - chance,
         "distinct_fraction": len(set(texts)) / n,
         "novel_fraction": float((~in_train[rule]).mean()) if n_rule else math.nan,
         "closed_rate": float((stops == "close_tag").mean()),

@@ -52,7 +52,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "canonical_perplexity": "lower",
     "format_validity": "higher",
     "rule_validity": "higher",
-    "rule_validity_given_format": "higher",
+    "rule_validity_above_chance": "higher",
 }
 # summary column <- the key train_metrics.json holds it under (training/run_files.py, lm.py)
 TRAIN_FACTS: dict[str, str] = {
