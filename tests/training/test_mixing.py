@@ -210,11 +210,12 @@ def test_default_conditions_train_on_distinct_streams(olmo_tokenizer, canonical_
 def test_config_rejects_a_matrix_whose_metaexamples_cannot_fit():
     from metaexamples.config import Config, ConfigError
 
-    tiny = {"training": {"max_steps": 2, "batch_size": 1, "max_seq_length": 64},
+    tiny = {"training": {"max_steps": 2, "batch_size": 1, "max_seq_length": 64,
+                         "synthetic_mix_ratio": 0.1},
             "experiment": {"conditions": ["examples", "meta_10pct"]}}
     with pytest.raises(ConfigError, match="experiment.conditions: 'meta_10pct' gives its "
                                           "metaexamples 1 tokens"):
         Config.from_dict(tiny)
     Config.from_dict(tiny | {"experiment": {"conditions": ["examples"]}})  # no metaexamples
-    Config.from_dict(tiny | {"training": {"max_steps": 20, "batch_size": 1,
-                                          "max_seq_length": 64}})  # 13 tokens: may fit
+    Config.from_dict(tiny | {"training": {"max_steps": 20, "batch_size": 1, "max_seq_length": 64,
+                                          "synthetic_mix_ratio": 0.1}})  # 13 tokens: may fit
