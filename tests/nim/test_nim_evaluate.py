@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections import Counter
 
 import pandas as pd
@@ -13,7 +11,9 @@ import torch
 from metaexamples.io import read_json, read_jsonl
 from metaexamples.models import load_model, load_tokenizer
 from metaexamples.nim import evaluate as ev
-from metaexamples.nim.generator import generate_experiment, settings_from_preset
+from metaexamples.nim.checkpoints import Checkpoint
+from metaexamples.nim.generator import generate_experiment
+from metaexamples.nim.settings import settings_from_preset
 
 
 @pytest.fixture(scope="module")
@@ -169,42 +169,9 @@ def test_evaluate_set_scores_generations_on_token_ids(model, tokenizer, rows, st
     assert line["majority_rate"] == max(golds.values()) / len(rows)
 
 
-def _fake_model(path, payload: bytes, steps: int | None = None):
-    path.mkdir(parents=True)
-    (path / "model.safetensors").write_bytes(payload)
-    if steps is not None:
-        (path / "metaexamples_model.json").write_text(json.dumps({"train_steps": steps}))
-
-
-def test_find_checkpoints_sorts_by_step_and_dedupes_final(tmp_path):
-    _fake_model(tmp_path / "checkpoints" / "step-10", b"ten", 10)
-    _fake_model(tmp_path / "checkpoints" / "step-2", b"two", 2)
-    (tmp_path / "checkpoints" / ".step-12.tmp").mkdir()  # an interrupted save: ignored
-    _fake_model(tmp_path / "final", b"ten", 10)
-    found = ev.find_checkpoints(tmp_path)
-    assert [(c.step, c.name) for c in found] == [(2, "step-2"), (10, "step-10")]
-
-    shutil.rmtree(tmp_path / "final")
-    _fake_model(tmp_path / "final", b"twelve", 12)
-    assert [c.step for c in ev.find_checkpoints(tmp_path)] == [2, 10, 12]
-
-    shutil.rmtree(tmp_path / "final")
-    _fake_model(tmp_path / "final", b"ten")  # no marker, same weights: a duplicate
-    assert [c.step for c in ev.find_checkpoints(tmp_path)] == [2, 10]
-
-    shutil.rmtree(tmp_path / "final")
-    _fake_model(tmp_path / "final", b"other")  # no marker, other weights: after the last
-    assert [c.name for c in ev.find_checkpoints(tmp_path)] == ["step-2", "step-10", "final"]
-
-
-def test_find_checkpoints_needs_one(tmp_path):
-    with pytest.raises(ValueError, match="no checkpoints"):
-        ev.find_checkpoints(tmp_path)
-
-
 def test_evaluate_writes_every_output(tiny_neox_dir, tokenizer, rows, tmp_path):
-    checkpoints = [ev.Checkpoint(4, tiny_neox_dir, "step-4"),
-                   ev.Checkpoint(0, tiny_neox_dir, "base")]  # fmt: skip
+    checkpoints = [Checkpoint(4, tiny_neox_dir, "step-4"),
+                   Checkpoint(0, tiny_neox_dir, "base")]  # fmt: skip
     checkpoints.sort(key=lambda c: c.step)
     datasets = {"eval": rows, "eval_small": rows[:3]}
     table = ev.evaluate(checkpoints, datasets, tokenizer, tmp_path, batch_size=4)

@@ -5,8 +5,8 @@ from metaexamples.nim.experiments import (
     default_thresholds,
     resolve_experiment,
 )
-from metaexamples.nim.generator import PRESETS, NimSettings
 from metaexamples.nim.leakage import LeakageThresholds
+from metaexamples.nim.settings import PRESETS, NimSettings
 
 
 def test_every_preset_resolves_under_its_own_name():

@@ -6,18 +6,16 @@ import pytest
 
 from metaexamples.io import read_json, read_jsonl
 from metaexamples.nim.generator import (
-    PRESETS,
     ROW_KEYS,
-    NimSettings,
     eval_pile_values,
     generate_experiment,
     pile_partition,
     sample_game,
-    settings_from_preset,
     write_experiment,
 )
 from metaexamples.nim.metrics import label_index
 from metaexamples.nim.names import LOSE_KEY, label_key
+from metaexamples.nim.settings import PRESETS, NimSettings, settings_from_preset
 from metaexamples.nim.solver import play, winning_move
 
 SMALL_CHEAT = dict(

@@ -4,12 +4,7 @@ import random
 import pytest
 
 from metaexamples.nim.experiments import resolve_experiment
-from metaexamples.nim.generator import (
-    PRESETS,
-    NimSettings,
-    generate_experiment,
-    settings_from_preset,
-)
+from metaexamples.nim.generator import generate_experiment
 from metaexamples.nim.leakage import (
     LeakageThresholds,
     leakage_gate,
@@ -18,6 +13,7 @@ from metaexamples.nim.leakage import (
     names_only_accuracy,
     normalise_numbers,
 )
+from metaexamples.nim.settings import PRESETS, NimSettings, settings_from_preset
 from metaexamples.nim.summary import leakage_document
 
 

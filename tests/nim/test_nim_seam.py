@@ -1,7 +1,8 @@
 import pytest
 
-from metaexamples.nim.generator import NimSettings, generate_experiment, settings_from_preset
+from metaexamples.nim.generator import generate_experiment
 from metaexamples.nim.seam import check_seam, encode_ids
+from metaexamples.nim.settings import NimSettings, settings_from_preset
 
 
 class WholeStringTokenizer:

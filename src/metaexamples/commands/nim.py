@@ -201,7 +201,7 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _explicit_checkpoint(spec: Path) -> Any:
-    from metaexamples.nim.evaluate import Checkpoint
+    from metaexamples.nim.checkpoints import Checkpoint
 
     step, sep, path = str(spec).partition("=")
     if not sep or not step.isdigit():
@@ -212,7 +212,8 @@ def _explicit_checkpoint(spec: Path) -> Any:
 def run_evaluate(args: argparse.Namespace) -> None:
     from metaexamples.io import read_jsonl
     from metaexamples.models import load_tokenizer
-    from metaexamples.nim.evaluate import BASE_NAME, Checkpoint, evaluate, find_checkpoints
+    from metaexamples.nim.checkpoints import Checkpoint, find_checkpoints
+    from metaexamples.nim.evaluate import BASE_NAME, evaluate
     from metaexamples.scale.runtime import set_threads
 
     cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[

@@ -6,8 +6,13 @@ Modules, one concept each:
 - `names`: player-name sources and the cheat / neutral / held-out name-pair plan.
 - `prompts`: how a game state is written as a prompt and an answer.
 - `seam`: the tokenizer check that a prompt's tokens are a prefix of prompt + answer.
-- `generator`: `NimSettings`, `PRESETS` and the one parametric generator with its splits.
+- `settings`: `NimSettings` (every generator option) and `PRESETS` (the seed's experiments).
+- `generator`: the one parametric generator with its splits.
+- `experiments`: a config entry resolved into generator settings and a leakage gate.
 - `leakage`: train/eval overlap and name-label shortcut measurements, and a gate.
+- `checkpoints`: a training run's checkpoints in step order, each once.
+- `evaluate`: greedy answers and candidate scores at every checkpoint, on every held-out set.
 - `metrics`: exact match, rank classification over candidate answers, confusion matrices.
 - `plots`: the aggregations behind every Nim figure, and the figures.
+- `summary`: the validation-selected checkpoint per run, intervals within and across seeds.
 """

@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from metaexamples.nim.generator import PRESETS, NimSettings
 from metaexamples.nim.leakage import LeakageThresholds
+from metaexamples.nim.settings import PRESETS, NimSettings
 
 __all__ = [
     "EXPERIMENT_NAME_RE",

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from metaexamples.nim.experiments import NimExperiment
-from metaexamples.nim.generator import VAL_SET
 from metaexamples.nim.leakage import leakage_gate, leakage_report
+from metaexamples.nim.settings import VAL_SET
 from metaexamples.stats import t_interval, wilson_interval
 
 Row = Mapping[str, Any]
