@@ -202,20 +202,30 @@ def test_negatives_are_rejected_and_typed(name, alphabet):
     assert set(made) == set(g.negative_types)
 
 
-def test_negative_types_per_grammar():
-    assert GRAMMARS["g1"].negative_types == ("out_of_alphabet", "too_long", "empty")
-    assert GRAMMARS["g2"].negative_types == (
-        "minimal_edit",
-        "odd_length",
-        "out_of_alphabet",
-        "too_long",
-        "empty",
-    )
-    assert GRAMMARS["g3"].negative_types == ("minimal_edit", "out_of_alphabet", "too_long", "empty")
-    for cls in GRAMMARS.values():
-        assert set(cls.negative_types) <= set(NEGATIVE_TYPES)
-        assert not set(cls.negative_types) & set(DOCUMENT_NEGATIVE_TYPES)
-    assert DOCUMENT_NEGATIVE_TYPES == ("unclosed_tag",)
+def test_a_grammar_declares_exactly_the_negative_types_it_can_have():
+    """A type is left out only where no string of that kind could be invalid."""
+    symbols = ("★", "◆")
+    g1, g2, g3 = (make_grammar(n, symbols, lo, 6) for n, lo in (("g1", 1), ("g2", 2), ("g3", 1)))
+    strings = [list(s) for n in range(1, 7) for s in itertools.product(symbols, repeat=n)]
+    # minimal edits: g1 has none, since every one-symbol substitution stays in g1
+    assert "minimal_edit" not in g1.negative_types
+    assert all(g1.accepts([*s[:i], c, *s[i + 1:]])
+               for s in strings for i in range(len(s)) for c in symbols)
+    for g in (g2, g3):
+        assert "minimal_edit" in g.negative_types
+        assert any(g.accepts(s) and not g.accepts([*s[:i], c, *s[i + 1:]])
+                   for s in strings for i in range(len(s)) for c in symbols)
+    # odd length is a negative only for g2, the one grammar without a valid odd length
+    assert "odd_length" in g2.negative_types
+    assert not any(g2.accepts(s) for s in strings if len(s) % 2)
+    for g in (g1, g3):
+        assert "odd_length" not in g.negative_types
+        assert any(g.accepts(s) for s in strings if len(s) % 2)
+    # the rest apply to every grammar; document-level negatives are never string types
+    for g in (g1, g2, g3):
+        assert {"out_of_alphabet", "too_long", "empty"} <= set(g.negative_types)
+        assert set(g.negative_types) <= set(NEGATIVE_TYPES)
+        assert not set(g.negative_types) & set(DOCUMENT_NEGATIVE_TYPES)
 
 
 def test_negatives_return_none_when_impossible():
