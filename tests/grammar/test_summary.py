@@ -137,6 +137,29 @@ def test_by_condition_t_across_seeds_or_the_runs_own_interval(runs):
     assert "n_empty" not in set(table["metric"])
 
 
+def test_bounds_check_places_each_condition_between_baseline_and_oracle():
+    nan = math.nan
+
+    def row(condition, metric, mean, lo=nan, hi=nan):
+        return {"grammar": "g2", "condition": condition, "metric": metric, "mean": mean,
+                "ci_low": lo, "ci_high": hi}
+
+    table = pd.DataFrame([
+        row("baseline", "auroc", 0.5, 0.45, 0.55), row("oracle", "auroc", 1.0),
+        row("a", "auroc", 0.8, 0.7, 0.9),       # between the bounds
+        row("b", "auroc", 0.45, 0.40, 0.50),    # overlaps the baseline's interval: within
+        row("c", "auroc", 0.3, 0.25, 0.35),     # wholly below the baseline
+        row("baseline", "excess_nll", 100.0), row("oracle", "excess_nll", 0.0, -1e-5, 1e-5),
+        row("a", "excess_nll", 3.0, 2.9, 3.1),  # lower is better: within
+        row("b", "excess_nll", -0.5, -0.6, -0.4),  # better than the exact distribution
+        row("a", "steps", 200.0),               # not a bounded metric
+        row("a", "minimal_pair_accuracy", nan),  # no value
+    ])
+    assert summary.bounds_check(table) == [
+        "", "", "within", "within", "worse than baseline", "", "", "within", "beyond oracle",
+        "", ""]
+
+
 def test_summarize_cli_and_plots(runs, tmp_path):
     g2 = tmp_path / "results" / "g2" / "summary.csv"
     argv = ["summarize", "--grammar", "g2", "--baseline", str(runs["baseline"]),

@@ -51,3 +51,7 @@ def run(args: argparse.Namespace) -> None:
         table = summary.by_condition(frame)
         summary.write_csv(args.by_condition, table)
         log.info("wrote %s (%d rows)", args.by_condition, len(table))
+        outside = table[~table["bounds"].isin(["", summary.WITHIN])]
+        for row in outside.itertuples():
+            log.warning("%s %s %s = %.4g: %s", row.grammar, row.condition, row.metric,
+                        row.mean, row.bounds)

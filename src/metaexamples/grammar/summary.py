@@ -217,7 +217,9 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 BY_CONDITION_COLUMNS = ["grammar", "condition", "metric", "mean", "ci_low", "ci_high", "n",
-                        "interval", "n_seeds", "note"]
+                        "interval", "n_seeds", "bounds", "note"]
+WITHIN, BELOW_BASELINE, BEYOND_ORACLE = "within", "worse than baseline", "beyond oracle"
+BOUNDED_METRICS = HEADLINE_METRICS | {"pair_accuracy": "higher"}  # what `bounds_check` checks
 
 
 def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
@@ -253,7 +255,44 @@ def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
                 rec |= {"ci_low": math.nan, "ci_high": math.nan, "interval": "none",
                         "note": f"{count_column} = {cell:g} < {metrics.MIN_CELL}: no interval"}
             out.append(rec)
-    return pd.DataFrame(out, columns=BY_CONDITION_COLUMNS)
+    table = pd.DataFrame(out, columns=BY_CONDITION_COLUMNS)
+    table["bounds"] = bounds_check(table)
+    return table
+
+
+def bounds_check(table: pd.DataFrame) -> list[str]:
+    """Where each trained condition's bounded metric lies against its grammar's bounds.
+
+    ``within`` unless its interval lies wholly on the worse side of the step-0 baseline's
+    (``worse than baseline``) or wholly beyond the oracle's (``beyond oracle``: a model
+    better than the exact distribution means a wrong metric); a missing interval counts as
+    its point. Empty for the reference rows, other metrics and cells without a value.
+    """
+    index = {(r.grammar, r.condition, r.metric): r for r in table.itertuples()}
+
+    def span(row) -> tuple[float, float]:
+        lo, hi = row.ci_low, row.ci_high
+        return (row.mean, row.mean) if math.isnan(lo) or math.isnan(hi) else (lo, hi)
+
+    out = []
+    for r in table.itertuples():
+        direction = BOUNDED_METRICS.get(r.metric)
+        if direction is None or r.condition in REFERENCES or math.isnan(r.mean):
+            out.append("")
+            continue
+        sign = 1.0 if direction == "higher" else -1.0
+        lo, hi = sorted(sign * v for v in span(r))  # larger is better on this scale
+        verdict = WITHIN
+        base = index.get((r.grammar, BASELINE, r.metric))
+        if base is not None and not math.isnan(base.mean):
+            if hi < min(sign * v for v in span(base)):
+                verdict = BELOW_BASELINE
+        best = index.get((r.grammar, ORACLE, r.metric))
+        if best is not None and not math.isnan(best.mean):
+            if lo > max(sign * v for v in span(best)):
+                verdict = BEYOND_ORACLE
+        out.append(verdict)
+    return out
 
 
 def _why_no_value(condition: str, metric: str) -> str:
