@@ -12,15 +12,12 @@ bounds, heads dividing the hidden size, a local corpus that exists).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from metaexamples.config_files import ConfigError, build, merge_config, plain, read_config_file
 from metaexamples.grammar.documents import GRAMMAR_NAMES, META_DESIGNS
 from metaexamples.grammar.languages import make_grammar
 from metaexamples.models import PRESETS
@@ -35,10 +32,6 @@ CONDITION_DESIGNS = ("none", *META_DESIGNS)
 # least MIN_METAEXAMPLE_TOKENS tokens (15 with the OLMo tokenizer). training/mixing.py.
 META_TOLERANCE = 0.25
 MIN_METAEXAMPLE_TOKENS = 12
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -361,10 +354,10 @@ class Config:
             defaults = {name: dataclasses.asdict(g) for name, g in GRAMMAR_DEFAULTS.items()}
             given = {str(name): entry for name, entry in data["grammars"].items()}
             data["grammars"] = merge_config(defaults, given)
-        return _build(cls, data, "")
+        return build(cls, data, "")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
 
 def model_slug(name: str) -> str:
@@ -381,107 +374,9 @@ def load_config(path: str | Path, *overrides: str | Path) -> Config:
     return Config.from_dict(data)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The raw mapping of one YAML config file (empty for an empty file)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of sections")
-    return data or {}
-
-
-def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` over `base` as Snakemake merges config files: a mapping is merged key by
-    key, any other value (lists included) replaces the one below it."""
-    out = dict(base)
-    for key, value in override.items():
-        below = out.get(key)
-        if isinstance(value, Mapping):
-            out[key] = merge_config(below if isinstance(below, Mapping) else {}, value)
-        else:
-            out[key] = value
-    return out
-
-
 def section_from_dict(cls: type, data: dict[str, Any] | None, key: str) -> Any:
     """Build one section dataclass (e.g. a CLI's `--settings` JSON) with the same checks."""
-    return _build(cls, data or {}, key)
-
-
-# -- generic construction -------------------------------------------------------------
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{_join(path, unknown[0])}: unknown key; allowed keys here: {sorted(names)}"
-        )
-    kwargs = {k: _coerce(hints[k], v, _join(path, k)) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{path or 'config'}: {err}") from err
-
-
-def _coerce(tp: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if origin is dict:
-        _, vt = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping")
-        return {str(k): _coerce(vt, v, _join(path, str(k))) for k, v in value.items()}
-    if origin is tuple:
-        (et, *_) = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list")
-        return tuple(_coerce(et, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    return build(cls, data or {}, key)
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
