@@ -270,9 +270,11 @@ def bounds_check(table: pd.DataFrame) -> list[str]:
     """
     index = {(r.grammar, r.condition, r.metric): r for r in table.itertuples()}
 
-    def span(row) -> tuple[float, float]:
+    def span(row, sign: float) -> tuple[float, float]:
+        """The row's interval (its point where it has none), larger = better."""
         lo, hi = row.ci_low, row.ci_high
-        return (row.mean, row.mean) if math.isnan(lo) or math.isnan(hi) else (lo, hi)
+        ends = (row.mean, row.mean) if math.isnan(lo) or math.isnan(hi) else (lo, hi)
+        return min(sign * v for v in ends), max(sign * v for v in ends)
 
     out = []
     for r in table.itertuples():
@@ -281,16 +283,14 @@ def bounds_check(table: pd.DataFrame) -> list[str]:
             out.append("")
             continue
         sign = 1.0 if direction == "higher" else -1.0
-        lo, hi = sorted(sign * v for v in span(r))  # larger is better on this scale
-        verdict = WITHIN
+        lo, hi = span(r, sign)
         base = index.get((r.grammar, BASELINE, r.metric))
-        if base is not None and not math.isnan(base.mean):
-            if hi < min(sign * v for v in span(base)):
-                verdict = BELOW_BASELINE
         best = index.get((r.grammar, ORACLE, r.metric))
-        if best is not None and not math.isnan(best.mean):
-            if lo > max(sign * v for v in span(best)):
-                verdict = BEYOND_ORACLE
+        verdict = WITHIN
+        if base is not None and not math.isnan(base.mean) and hi < span(base, sign)[0]:
+            verdict = BELOW_BASELINE
+        if best is not None and not math.isnan(best.mean) and lo > span(best, sign)[1]:
+            verdict = BEYOND_ORACLE
         out.append(verdict)
     return out
 
