@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -61,6 +62,17 @@ def tiny_model_dir(tmp_path_factory, olmo_tokenizer_json) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny-olmo"
     prepare_model("tiny-olmo", out, arch=TEST_ARCH, init_seed=0,
                   tokenizer_json=olmo_tokenizer_json)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tied_tiny_model_dir(tmp_path_factory, olmo_tokenizer_json) -> Path:
+    """As `tiny_model_dir` with tied input and output embeddings (OLMo-1B's own choice)."""
+    from metaexamples.models import prepare_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny-olmo-tied"
+    prepare_model("tiny-olmo", out, arch=dataclasses.replace(TEST_ARCH, tie_word_embeddings=True),
+                  init_seed=0, tokenizer_json=olmo_tokenizer_json)
     return out
 
 

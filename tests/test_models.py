@@ -55,3 +55,11 @@ def test_a_model_directory_without_weights_is_named(tiny_model_dir, tmp_path):
     (empty / "model.safetensors").unlink()
     with pytest.raises(DataFileError, match=f"{empty}: model directory has no weights"):
         load_model(empty)
+
+
+@pytest.mark.parametrize("fixture,tied", [("tiny_model_dir", False), ("tied_tiny_model_dir", True)])
+def test_tie_word_embeddings_decides_whether_output_rows_are_the_input_rows(fixture, tied, request):
+    model = load_model(request.getfixturevalue(fixture))
+    inputs, outputs = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert (inputs.data_ptr() == outputs.data_ptr()) is tied
+    assert model.config.tie_word_embeddings is tied

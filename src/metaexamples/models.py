@@ -116,6 +116,7 @@ def _tiny(config_cls: type, model_cls: type, tokenizer: PreTrainedTokenizerBase,
         max_position_embeddings=arch.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=arch.tie_word_embeddings,
         **special,
     )
     import torch
@@ -125,20 +126,19 @@ def _tiny(config_cls: type, model_cls: type, tokenizer: PreTrainedTokenizerBase,
 
 
 def tiny_olmo(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
-    # OLMo-1B has no BOS token and ties its embeddings.
+    # OLMo-1B has no BOS token.
     # Imported here: every stage imports this module, and a modeling module is slow to load.
     from transformers import OlmoConfig, OlmoForCausalLM
 
-    return _tiny(OlmoConfig, OlmoForCausalLM, tokenizer, arch, seed,
-                 bos_token_id=None, tie_word_embeddings=True)
+    return _tiny(OlmoConfig, OlmoForCausalLM, tokenizer, arch, seed, bos_token_id=None)
 
 
 def tiny_neox(tokenizer: PreTrainedTokenizerBase, arch: TinyArch, seed: int) -> PreTrainedModel:
-    # Pythia-style: BOS is the end-of-text token, separate output embeddings.
+    # Pythia-style: BOS is the end-of-text token.
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     return _tiny(GPTNeoXConfig, GPTNeoXForCausalLM, tokenizer, arch, seed,
-                 bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+                 bos_token_id=tokenizer.eos_token_id)
 
 
 def smollm2_from_gguf(gguf_path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

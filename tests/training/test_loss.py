@@ -26,7 +26,7 @@ def _grads(model) -> dict[str, torch.Tensor]:
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_neox_dir"])  # tied, untied head
+@pytest.mark.parametrize("fixture", ["tied_tiny_model_dir", "tiny_model_dir", "tiny_neox_dir"])
 @pytest.mark.parametrize("chunk_tokens", [7, 4096])  # many chunks, one chunk
 def test_same_loss_and_gradients_as_the_plain_path(fixture, chunk_tokens, request):
     model = AutoModelForCausalLM.from_pretrained(request.getfixturevalue(fixture)).train()
