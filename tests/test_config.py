@@ -175,6 +175,13 @@ def test_validate_config_merges_a_partial_file_like_configfile(tmp_path, capsys,
     assert "judge_10pct" in printed["conditions"] and "mine_5pct" in printed["conditions"]
 
 
+@pytest.mark.parametrize("configfile", sorted((REPO / "config").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_configfile_is_valid_over_config_yaml(configfile, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert cli_main(["validate-config", str(configfile)]) == 0
+
+
 def test_validate_config_names_the_key_of_a_bad_partial_file(tmp_path, caplog):
     partial = tmp_path / "bad.yaml"
     partial.write_text("training: {batch_size: 0}\n", encoding="utf-8")
