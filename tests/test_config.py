@@ -209,6 +209,14 @@ def test_validate_config_names_the_key_of_a_bad_partial_file(tmp_path, caplog):
         ({"training": {"synthetic_mix_ratio": 1.5}}, "training.synthetic_mix_ratio: 1.5"),
         ({"training": {"synthetic_mix_ratio": 0}}, "training.synthetic_mix_ratio"),
         ({"training": {"max_steps": "ten"}}, "training.max_steps: expected an integer"),
+        ({"training": {"max_steps": {"g1": 10, "g4": 10}}},
+         "training.max_steps: 'g4' is not one of ['g1', 'g2', 'g3']"),
+        ({"training": {"max_steps": {"g1": 10, "g2": 0, "g3": 10}}},
+         "training.max_steps.g2: 0 must be positive"),
+        ({"training": {"max_steps": {"g1": 10, "g2": 1.5, "g3": 10}}},
+         "training.max_steps.g2: expected an integer"),
+        ({"training": {"max_steps": {"g1": 10}}}, "training.max_steps: no entry for 'g2'"),
+        ({"training": {"adam_beta2": 1.0}}, "training.adam_beta2: 1.0 must be in [0, 1)"),
         ({"training": {"max_seq_length": 4096}}, "above the model's maximum"),
         ({"canonical": {"source": "c4"}}, "canonical.source: 'c4' is not one of"),
         ({"alphabet": {"ranking": "fancy"}}, "alphabet.ranking: 'fancy'"),
@@ -223,6 +231,27 @@ def test_bad_config_is_rejected_naming_the_key(config, message):
     with pytest.raises(ConfigError) as err:
         Config.from_dict(config)
     assert message in str(err.value)
+
+
+def test_max_steps_per_grammar_resolves_per_grammar_and_layers_like_any_mapping(tmp_path):
+    default = Config().training
+    assert [default.for_grammar(g).steps for g in ("g1", "g2", "g3")] == [150, 100, 400]
+    one_number = tmp_path / "one.yaml"
+    one_number.write_text("training: {max_steps: 7}\n")
+    layered = load_config(CONFIG_YAML, one_number).training  # a number replaces the mapping
+    assert {layered.for_grammar(g).steps for g in ("g1", "g2", "g3")} == {7}
+    one_grammar = tmp_path / "g3.yaml"
+    one_grammar.write_text("training: {max_steps: {g3: 9}}\n")  # merged key by key
+    assert load_config(CONFIG_YAML, one_grammar).training.max_steps == {"g1": 150, "g2": 100,
+                                                                       "g3": 9}
+
+
+def test_a_grammar_left_out_of_max_steps_is_fine_when_it_does_not_run():
+    config = Config.from_dict({"training": {"max_steps": {"g3": 5}},
+                               "experiment": {"grammars": ["g3"]}})
+    assert config.training.for_grammar("g3").steps == 5
+    with pytest.raises(ConfigError, match="resolve it with for_grammar"):
+        config.training.steps  # noqa: B018  (the property raises)
 
 
 @pytest.mark.parametrize("name", ["c+d", "meta 10", "a/b", "-x", ""])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import logging
@@ -10,6 +11,8 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from metaexamples import cli
+from metaexamples.commands import train as train_command
+from metaexamples.config import ConfigError
 
 
 def test_outputs_of_a_run(train_args, tmp_path, restore_threads):
@@ -61,3 +64,17 @@ def test_empty_corpus_is_named_and_nothing_is_written(train_args, lm_data, tmp_p
     assert not out.exists()
 
 
+
+
+def test_a_per_grammar_max_steps_is_resolved_by_grammar_or_replaced():
+    parser = argparse.ArgumentParser()
+    train_command.configure(parser)
+    settings = json.dumps({"training": {"max_steps": {"g1": 3, "g3": 7}}})
+    base = ["--model-id", "m", "--corpus", "c", "--out-dir", "o", "--settings", settings]
+    resolve = train_command.training_settings
+    assert resolve(parser.parse_args([*base, "--grammar", "g3"])).steps == 7
+    assert resolve(parser.parse_args([*base, "--max-steps", "5"])).steps == 5
+    with pytest.raises(ConfigError, match="is per grammar; pass --grammar or --max-steps"):
+        resolve(parser.parse_args(base))
+    with pytest.raises(ConfigError, match="no entry for 'g2'"):
+        resolve(parser.parse_args([*base, "--grammar", "g2"]))

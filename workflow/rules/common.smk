@@ -1,4 +1,5 @@
 # Everything dynamic: config validation, wildcard constraints, input functions, targets.
+import dataclasses
 import json
 import math
 import os
@@ -42,6 +43,12 @@ def settings(*keys):
             node = node[part]
         out[key] = node
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
+
+
+def training_settings(wildcards):
+    """JSON of `training` as the wildcards' grammar trains: its own number of max_steps."""
+    resolved = dataclasses.asdict(CFG.training.for_grammar(wildcards.grammar))
+    return json.dumps({"training": resolved}, sort_keys=True, ensure_ascii=False)
 
 
 # Torch jobs (training, evaluation) run TORCH_THREADS threads each. In a plain local run

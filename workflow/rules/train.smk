@@ -17,7 +17,7 @@ rule train:
         log_csv="results/runs/{grammar}/{condition}/seed{seed}/train_log.csv",
         config="results/runs/{grammar}/{condition}/seed{seed}/config.json",
     params:
-        settings=settings("training"),
+        settings=training_settings,
         meta=train_meta_flags,
         out_dir=subpath(output.metrics, parent=True),
         torch_threads=torch_threads,

@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-data", type=Path, default=None,
                         help="grammar val split (JSONL; rows with valid=false are skipped)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grammar", default=None,
+                        help="the run's grammar: picks its entry of a per-grammar "
+                             "training.max_steps (the workflow passes one number)")
     parser.add_argument("--checkpoint-root", type=Path, default=Path("checkpoints"))
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -57,11 +60,17 @@ def training_settings(args: argparse.Namespace) -> TrainingConfig:
     cfg: TrainingConfig = load_sections(args, {"training": TrainingConfig})["training"]
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
     try:
-        return dataclasses.replace(cfg, **changes)
+        cfg = dataclasses.replace(cfg, **changes)
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training: {err}") from err
+    if args.grammar is not None:
+        return cfg.for_grammar(args.grammar)
+    if not isinstance(cfg.max_steps, int):
+        raise ConfigError(f"training.max_steps: {cfg.max_steps} is per grammar; pass --grammar "
+                          "or --max-steps")
+    return cfg
 
 
 def _kill_after(step: int):

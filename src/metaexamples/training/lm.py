@@ -105,7 +105,7 @@ def train_lm(
     resume = latest_checkpoint(ckpt_dir)
 
     tokenizer = load_tokenizer(inputs.model_dir)
-    n_sequences = (cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation_steps
+    n_sequences = (cfg.steps * cfg.batch_size * cfg.gradient_accumulation_steps
                    * accelerator.num_processes)
     stream = build_stream(
         tokenizer, Pool(canonical, str(inputs.canonical)), Pool(corpus, str(inputs.corpus)),
@@ -120,7 +120,7 @@ def train_lm(
 
     model = load_model(inputs.model_dir)
     log.info("run %s: %d steps x %d sequences x %d tokens = %d tokens; %d parameters; %s, %s",
-             key, cfg.max_steps, n_sequences // cfg.max_steps, seq_len, n_sequences * seq_len,
+             key, cfg.steps, n_sequences // cfg.steps, seq_len, n_sequences * seq_len,
              sum(p.numel() for p in model.parameters()), accelerator.device, precision)
     loader = DataLoader(stream.tokens, batch_size=cfg.batch_size, shuffle=False,
                         collate_fn=_lm_batch)
@@ -131,7 +131,7 @@ def train_lm(
     if resume is not None:
         accelerator.load_state(str(resume[0]))
         progress = resume[1]
-        log.info("resuming from %s (step %d of %d)", resume[0], progress.step, cfg.max_steps)
+        log.info("resuming from %s (step %d of %d)", resume[0], progress.step, cfg.steps)
     resumed_from = progress.step
     if accelerator.is_main_process and ckpt_dir.is_dir():
         for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a kill during a save
@@ -146,7 +146,7 @@ def train_lm(
         return out
 
     def save(p: Progress) -> None:
-        if p.step < cfg.max_steps:  # the outputs written next make a final one redundant
+        if p.step < cfg.steps:  # the outputs written next make a final one redundant
             save_checkpoint(accelerator, ckpt_dir, p)
 
     progress = train_loop(

@@ -47,6 +47,7 @@ class LoopSettings:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.1  # cosine decays to learning_rate * min_lr_ratio
     weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # torch's; grammar runs: training.adam_*
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
     log_steps: int = 10
@@ -66,9 +67,9 @@ class LoopSettings:
     @classmethod
     def from_training(cls, cfg: TrainingConfig) -> LoopSettings:
         return cls(
-            max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+            max_steps=cfg.steps, learning_rate=cfg.learning_rate,
             warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm,
+            adam_betas=(cfg.adam_beta1, cfg.adam_beta2), max_grad_norm=cfg.max_grad_norm,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             log_steps=min(10, cfg.eval_steps), eval_steps=cfg.eval_steps,
             save_steps=cfg.save_steps, l2sp_weight=cfg.l2sp_weight,
@@ -145,6 +146,7 @@ def check_process_group(num_processes: int, distributed_type: str,
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
+                   betas: tuple[float, float] = (0.9, 0.999),
                    fused: bool = True) -> torch.optim.AdamW:
     """AdamW; weight decay only on matrices (not on norms, biases or other vectors).
 
@@ -156,7 +158,7 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, fused=fused)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -357,7 +359,8 @@ def prepare_training(
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()
         model.config.use_cache = False
-    optimizer = make_optimizer(model, s.learning_rate, s.weight_decay, s.fused_optimizer)
+    optimizer = make_optimizer(model, s.learning_rate, s.weight_decay, s.adam_betas,
+                               s.fused_optimizer)
     scheduler = LambdaLR(optimizer, lambda step: lr_at(
         step, max_lr=s.learning_rate, warmup_steps=s.warmup_steps, max_steps=s.max_steps,
         min_lr_ratio=s.min_lr_ratio) / s.learning_rate)
