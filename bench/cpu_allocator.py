@@ -40,7 +40,7 @@ def train_args(work: Path, grammar: str, threads: int) -> list[str]:
         "--corpus", f"data/{grammar}/train.jsonl", "--eval-data", f"data/{grammar}/val.jsonl",
         "--canonical", "data/canonical/train.jsonl",
         "--canonical-heldout", "data/canonical/heldout.jsonl",
-        "--settings", json.dumps({"training": training}), "--seed", "0",
+        "--settings", json.dumps({"training": training}), "--grammar", grammar, "--seed", "0",
         "--checkpoint-root", str(work / "checkpoints"), "--out-dir", str(work / "run"),
         "--threads", str(threads),
     ]  # fmt: skip

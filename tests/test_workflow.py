@@ -58,6 +58,18 @@ def test_local_torch_jobs_never_run_more_threads_than_the_machine_has(cores):
     assert (cores // booked) * ran <= max(machine, ran)  # concurrent torch threads
 
 
+def test_each_grammars_runs_get_their_own_max_steps(tmp_path):
+    """A per-grammar max_steps reaches each train job as one number, its grammar's."""
+    configfile = tmp_path / "steps.yaml"
+    configfile.write_text("training: {max_steps: {g1: 7, g3: 9}}\n")
+    targets = [f"results/runs/{g}/examples/seed0/train_metrics.json" for g in ("g1", "g3")]
+    proc = snakemake("-n", "-p", "-F", "--configfile", str(configfile), "--", *targets)
+    assert proc.returncode == 0, proc.stderr
+    steps = dict(re.findall(r"--corpus data/(g\d)/train\.jsonl.*?\"max_steps\": (\d+)",
+                            proc.stdout))
+    assert steps == {"g1": "7", "g3": "9"}
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
