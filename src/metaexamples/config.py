@@ -176,15 +176,11 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0,)
 
 
-# Optimizer steps per run, by grammar: on a CPU the tiny model writes g1 well by 150 steps
-# and g2 does not come within reach, while g3's palindromes need ~400 (config.yaml).
-DEFAULT_MAX_STEPS = {"g1": 150, "g2": 100, "g3": 400}
-
-
 @dataclass(frozen=True)
 class TrainingConfig:
-    # one number for every grammar, or a mapping grammar -> steps (`steps_for`)
-    max_steps: int | dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_STEPS))
+    # one number for every grammar, or grammar -> steps (`for_grammar`; why: config.yaml)
+    max_steps: int | dict[str, int] = field(
+        default_factory=lambda: {"g1": 150, "g2": 100, "g3": 400})
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-3
@@ -201,9 +197,9 @@ class TrainingConfig:
     compile: bool = False
     gpus: int = 0
     l2sp_weight: float = 0.0
-    # AdamW's betas. 0.95, not torch's 0.999: with 0.999 the second moments remember the
-    # large gradients of the first steps for ~1000 steps and keep the steps small long
-    # after; the tiny model then needed ~600 steps to learn g3 where it needs ~400 with 0.95.
+    # AdamW's betas. 0.95, not torch's 0.999: at 0.999 the second moments average over ~1000
+    # steps, so the first steps' large gradients keep the step size small long after; 600
+    # steps at 0.999 taught the tiny model less of g3 than 400 at 0.95 (README).
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
 
@@ -226,18 +222,14 @@ class TrainingConfig:
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"training.{key}: {getattr(self, key)} must be in [0, 1)")
 
-    def steps_for(self, grammar: str) -> int:
-        """The number of optimizer steps of `grammar`'s runs."""
+    def for_grammar(self, grammar: str) -> TrainingConfig:
+        """These settings as `grammar`'s runs train with them: one number of steps."""
         if isinstance(self.max_steps, int):
-            return self.max_steps
+            return self
         if grammar not in self.max_steps:
             raise ConfigError(f"training.max_steps: no entry for {grammar!r} in "
                               f"{self.max_steps}; give one per grammar run, or one number")
-        return self.max_steps[grammar]
-
-    def for_grammar(self, grammar: str) -> TrainingConfig:
-        """These settings as `grammar`'s runs train with them: one number of steps."""
-        return dataclasses.replace(self, max_steps=self.steps_for(grammar))
+        return dataclasses.replace(self, max_steps=self.max_steps[grammar])
 
     @property
     def steps(self) -> int:
@@ -249,18 +241,15 @@ class TrainingConfig:
 
 
 def _check_max_steps(max_steps: int | dict[str, int]) -> None:
-    if isinstance(max_steps, dict):
-        for grammar, steps in max_steps.items():
+    """A positive integer, or one per grammar (a union, so `build` left the types to us)."""
+    per_grammar = max_steps if isinstance(max_steps, dict) else {None: max_steps}
+    for grammar, steps in per_grammar.items():
+        key = "training.max_steps" + (f".{grammar}" if grammar else "")
+        if grammar:
             _choice(grammar, GRAMMAR_NAMES, "training.max_steps")
-            _check_max_steps_value(steps, f"training.max_steps.{grammar}")
-    else:
-        _check_max_steps_value(max_steps, "training.max_steps")
-
-
-def _check_max_steps_value(value: Any, key: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    _positive(value, key)
+        if isinstance(steps, bool) or not isinstance(steps, int):
+            raise ConfigError(f"{key}: expected an integer, got {steps!r}")
+        _positive(steps, key)
 
 
 def _check_seeds(seeds: tuple[int, ...], key: str) -> None:

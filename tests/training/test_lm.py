@@ -64,8 +64,6 @@ def test_empty_corpus_is_named_and_nothing_is_written(train_args, lm_data, tmp_p
     assert not out.exists()
 
 
-
-
 def test_a_per_grammar_max_steps_is_resolved_by_grammar_or_replaced():
     parser = argparse.ArgumentParser()
     train_command.configure(parser)

@@ -146,8 +146,7 @@ def check_process_group(num_processes: int, distributed_type: str,
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
-                   betas: tuple[float, float] = (0.9, 0.999),
-                   fused: bool = True) -> torch.optim.AdamW:
+                   betas: tuple[float, float], fused: bool = True) -> torch.optim.AdamW:
     """AdamW; weight decay only on matrices (not on norms, biases or other vectors).
 
     Fused on CPU too: torch's default there is a per-tensor loop of eight elementwise ops,
