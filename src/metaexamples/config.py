@@ -199,7 +199,7 @@ class TrainingConfig:
     l2sp_weight: float = 0.0
     # AdamW's betas. 0.95, not torch's 0.999: at 0.999 the second moments average over ~1000
     # steps, so the first steps' large gradients keep the step size small long after; 600
-    # steps at 0.999 taught the tiny model less of g3 than 400 at 0.95 (README).
+    # steps at 0.999 taught the tiny model less of g3 than 400 at 0.95 (docs/default.md).
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
 
