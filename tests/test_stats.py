@@ -4,6 +4,8 @@ negatives within a run)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,154 @@ def test_wilson_interval_stays_inside_zero_one():
     assert stats.wilson_interval(0, 5).low == 0.0
     assert stats.wilson_interval(5, 5).high == 1.0
     assert stats.wilson_interval(5, 5).excludes(0.25)
+
+
+# -- proportions near 0 and 1 (per-type pair accuracy: n = 50 pairs) ----------------------
+
+
+@pytest.mark.parametrize("p", [0.5, 0.9, 0.98])
+def test_agresti_coull_covers_per_type_accuracy_at_n50(p):
+    from scipy.stats import binom
+
+    n, trials = 50, 4000
+    exact = sum(binom.pmf(x, n, p) for x in range(n + 1)
+                if stats.agresti_coull_interval(x, n).covers(p))
+    rng = np.random.default_rng(int(p * 1000))
+    simulated = np.mean([stats.agresti_coull_interval(int(x), n).covers(p)
+                         for x in rng.binomial(n, p, size=trials)])
+    assert abs(simulated - exact) < 3 * math.sqrt(exact * (1 - exact) / trials)
+    # exact coverage: 93.5 % at 0.5, 97.03 % at 0.9 (Wilson's is the same there), 98.2 % at
+    # 0.98, where no fixed interval can be in 93-97 % (next test); its minimum over every p
+    # is 93.5 % (Wilson: 89.5 %, Jeffreys 88.4 %)
+    assert 0.93 <= exact <= (0.975 if p < 0.95 else 0.985)
+
+
+def test_agresti_coull_never_covers_much_less_than_95_percent_at_n50():
+    from scipy.stats import binom
+
+    n, x = 50, np.arange(51)
+    intervals = [stats.agresti_coull_interval(int(k), n) for k in x]
+    lows = np.array([iv.low for iv in intervals])
+    highs = np.array([iv.high for iv in intervals])
+    worst = min(binom.pmf(x, n, p)[(lows <= p) & (p <= highs)].sum()
+                for p in np.linspace(0.005, 0.995, 199))
+    assert worst >= 0.93
+
+
+def test_near_one_no_interval_can_cover_between_93_and_97_percent():
+    # At p = 0.98, n = 50 an interval containing 0.98 for x = 48..50 covers P(X >= 48) = 92.0 %;
+    # adding x = 47 makes it P(X >= 47) = 98.2 %: nothing in between is possible. Wilson
+    # takes the first (under-covers), Agresti-Coull the second.
+    from scipy.stats import binom
+
+    assert binom.sf(47, 50, 0.98) == pytest.approx(0.922, abs=1e-3)
+    assert binom.sf(46, 50, 0.98) == pytest.approx(0.982, abs=1e-3)
+    assert not stats.wilson_interval(47, 50).covers(0.98)
+    assert stats.agresti_coull_interval(47, 50).covers(0.98)
+
+
+def test_percentile_bootstrap_of_a_proportion_near_one_undercovers():
+    # Why not the bootstrap for per-type accuracy: 50 of 50 right gives the interval [1, 1].
+    rng = np.random.default_rng(5)
+    hits, trials = 0, 600
+    for _ in range(trials):
+        x = rng.random(50) < 0.98
+        means = x[rng.integers(0, 50, size=(300, 50))].mean(axis=1)
+        lo, hi = stats.percentile_bounds(means)
+        hits += lo <= 0.98 <= hi
+    assert hits / trials < 0.8
+
+
+# -- contrasts: paired seeds, two independent rates, many at once ---------------------------
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_paired_t_over_seeds_covers(seeds):
+    # Shaped like rule validity above chance: a large seed effect (initialisation and data
+    # order) shared by both conditions of a seed, a small condition effect, values in [0, 1].
+    rng = np.random.default_rng(seeds)
+    hits, trials, effect = 0, 3000, 0.04
+    for _ in range(trials):
+        seed_effect = rng.normal(0.0, 0.08, size=seeds)
+        ref = np.clip(0.2 + seed_effect + rng.normal(0, 0.03, seeds), 0, 1)
+        cond = np.clip(0.2 + effect + seed_effect + rng.normal(0, 0.03, seeds), 0, 1)
+        hits += stats.paired_t(cond - ref).interval.covers(effect)
+    assert 0.93 <= hits / trials <= 0.97
+
+
+def test_paired_t_p_value_agrees_with_its_interval():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        test = stats.paired_t(rng.normal(0.3, 1.0, size=4))
+        assert (test.p_value < 0.05) == test.interval.excludes(0.0)
+
+
+def test_newcombe_covers_two_models_sample_rates():
+    rng = np.random.default_rng(8)
+    n, p1, p2, trials = 200, 0.94, 0.89, 3000
+    hits = 0
+    for x1, x2 in zip(rng.binomial(n, p1, trials), rng.binomial(n, p2, trials), strict=True):
+        test = stats.newcombe_difference(x1, n, x2, n)
+        hits += test.interval.covers(p1 - p2)
+        assert (test.p_value < 0.05) == test.interval.excludes(0.0)
+    assert 0.93 <= hits / trials <= 0.97
+
+
+def test_holm_keeps_the_familywise_error_rate_over_20_null_contrasts():
+    rng = np.random.default_rng(9)
+    trials, false_alarms = 2000, 0
+    for _ in range(trials):
+        # 20 null contrasts, each a paired t over 5 seeds
+        p = [stats.paired_t(rng.normal(0.0, 1.0, 5)).p_value for _ in range(20)]
+        false_alarms += min(stats.holm(p)) < 0.05
+    assert false_alarms / trials <= 0.05 + 0.01  # 0.05 plus 2 simulation standard errors
+
+
+def test_holm_matches_its_definition():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> 0.02, 0.03, 0.06, max(0.06, 0.04)
+    assert stats.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+# -- power: closed form and simulation ------------------------------------------------------
+
+
+def test_seeds_needed_matches_the_closed_form_for_large_samples():
+    # For many seeds the t-test is a z-test: n = ((z_0.975 + z_0.8) sd / effect)^2 = 7.85 (sd /
+    # effect)^2, plus the small-sample correction of the t distribution (about one seed).
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    for ratio in (2.0, 4.0, 8.0):
+        closed = ((z(0.975) + z(0.8)) * ratio) ** 2
+        needed = stats.seeds_needed(1.0, ratio)
+        assert closed <= needed <= closed + 3
+
+
+def test_seeds_needed_gives_the_power_it_promises_by_simulation():
+    rng = np.random.default_rng(10)
+    effect, sd = 0.05, 0.06
+    n = stats.seeds_needed(effect, sd)
+    trials = 3000
+
+    def power(k: int) -> float:
+        return np.mean([stats.paired_t(rng.normal(effect, sd, k)).p_value < 0.05
+                        for _ in range(trials)])
+
+    assert power(n) >= 0.78  # 0.80 minus simulation noise
+    assert power(n - 1) < 0.80 + 0.02
+
+
+def test_mde_t_is_the_effect_with_80_percent_power():
+    for n, sd in ((3, 1.0), (5, 0.2), (10, 3.0)):
+        assert stats.t_power(stats.mde_t(sd, n), sd, n) == pytest.approx(0.8, abs=1e-6)
+    assert np.isnan(stats.mde_t(1.0, 1))
+
+
+def test_stratified_mean_is_exact_where_told_and_weights_held_out_strata():
+    test = stats.stratified_mean([1.0, 3.0, 10.0, 14.0], [2, 2, 3, 3],
+                                 {1: 0.2, 2: 0.4, 3: 0.4}, exact={1: 5.0})
+    assert test.interval.estimate == pytest.approx(0.2 * 5 + 0.4 * 2 + 0.4 * 12)
+    # variance 0.4^2 (2/2) + 0.4^2 (8/2) = 0.8
+    assert test.se == pytest.approx(math.sqrt(0.16 * 1 + 0.16 * 4))
+    assert math.isnan(stats.stratified_mean([1.0], [2], {1: 0.5, 2: 0.5}).interval.estimate)

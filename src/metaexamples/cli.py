@@ -27,6 +27,8 @@ COMMANDS = {
     "nim": "nim",
     "evaluate": "evaluate",
     "summarize": "summarize",
+    "contrast": "contrast",
+    "power": "power",
     "plot": "plot",
     "with-gpus": "gpus",
 }

@@ -174,6 +174,8 @@ class ExperimentConfig:
     grammars: tuple[str, ...] = GRAMMAR_NAMES
     conditions: tuple[str, ...] = ("examples", "meta_10pct")
     seeds: tuple[int, ...] = (0,)
+    # [condition, reference] pairs compared besides every condition against `examples`
+    contrasts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,10 @@ class EvaluationConfig:
     max_new_tokens: int = 24
     sample_batch_size: int = 64
     bootstrap_resamples: int = 1000
+    # lengths with at most this many valid strings are scored exactly, every string
+    exact_max_strings: int = 256
+    # learning speed: synthetic tokens until the val excess NLL first falls to this
+    speed_threshold_nats: float = 5.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -372,6 +378,12 @@ class Config:
             _choice(c, tuple(known), "experiment.conditions")
             for training in runs:
                 _check_meta_budget(c, known[c], training)
+        for i, pair in enumerate(self.experiment.contrasts):
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ConfigError(f"experiment.contrasts[{i}]: {list(pair)} must be two "
+                                  "different conditions: [condition, reference]")
+            for c in pair:
+                _choice(c, tuple(self.experiment.conditions), f"experiment.contrasts[{i}]")
         for key in ("grammars", "conditions", "seeds"):
             values = getattr(self.experiment, key)
             if not values:

@@ -70,6 +70,7 @@ class Preset:
 # takes 3 more than alphabet.size as foreign symbols.
 _TINY_MAX_ALPHABET = {"rarity": 43, "prefer-non-ascii": 43, "ascii-fallback": 13}
 _TINY_MEMORY = Memory(train_mb=4000, eval_mb=4000)
+RANDOM_INIT_PRESETS = ("tiny-olmo", "tiny-neox")  # built with random weights from init_seed
 PRESETS: dict[str, Preset] = {
     "tiny-olmo": Preset(f"{ASSETS_DIR}/olmo_tokenizer.json", "--tokenizer-json", _TINY_MEMORY,
                         _TINY_MAX_ALPHABET),
@@ -226,7 +227,7 @@ def prepare_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     info: dict = {"name": name}
-    if name in ("tiny-olmo", "tiny-neox"):
+    if name in RANDOM_INIT_PRESETS:
         if tokenizer_json is None:
             raise ValueError(f"model {name!r} needs --tokenizer-json")
         tokenizer = tokenizer_from_json(tokenizer_json)

@@ -4,8 +4,17 @@
   Exact coverage for normal data at any n >= 2; a percentile bootstrap over 3 seeds
   covers about 75 % at a nominal 95 %, which is why it is not used there.
 - `wilson_interval`: a proportion from n independent trials (exact match on an eval set).
+- `agresti_coull_interval`: a proportion of a run's samples or pairs. Near 0 and 1 it
+  keeps its coverage (n = 50: at least 93.5 % for every p; Wilson's falls to 89.5 %).
+- `stratified_mean`: a mean over length strata with known weights, some strata exact
+  (every string enumerated), the rest estimated from held-out strings (excess NLL).
 - `cluster_bootstrap`: within one run, when items are not independent (a valid string and
   the negatives made from it), resample whole clusters, then apply any statistic.
+
+Contrasts between two conditions (`grammar/contrasts.py`) use `paired_t` (across seeds),
+`newcombe_difference` (two runs' sample rates), `normal_interval` (a bootstrap standard
+error), `holm` for many contrasts at once, and `mde_t` / `mde_normal` / `seeds_needed`
+for the smallest effect a design can detect.
 
 Every function returns an `Interval`, which names its method and its n, so a table can
 say how each interval was made.
@@ -26,6 +35,7 @@ from statistics import NormalDist
 import numpy as np
 
 LEVEL = 0.95
+POWER = 0.80
 
 
 @dataclass(frozen=True)
@@ -125,3 +135,227 @@ def cluster_bootstrap(
         for key, value in statistic(idx).items():
             collected.setdefault(key, []).append(value)
     return {key: percentile_bounds(values, level) for key, values in collected.items()}
+
+
+def agresti_coull_interval(successes: float, n: int, level: float = LEVEL) -> Interval:
+    """Proportion successes / n with the Agresti-Coull interval (ties may count 1/2).
+
+    >>> agresti_coull_interval(50, 50).rounded(3)
+    Interval(estimate=1.0, low=0.915, high=1.0, n=50, method='agresti_coull')
+    """
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "agresti_coull")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    n_tilde = n + z * z
+    p_tilde = (successes + z * z / 2) / n_tilde
+    half = z * math.sqrt(p_tilde * (1 - p_tilde) / n_tilde)
+    return Interval(successes / n, max(0.0, p_tilde - half), min(1.0, p_tilde + half), n,
+                    "agresti_coull")
+
+
+def _t_quantile(df: float, q: float) -> float:
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def _t_two_sided_p(t: float, df: float) -> float:
+    from scipy.special import stdtr
+
+    return float(2.0 * stdtr(df, -abs(t)))
+
+
+@dataclass(frozen=True)
+class Test:
+    """An interval with the two-sided p-value of 'the true value is 0' and the smallest
+    true value the same test detects with `POWER` (its minimum detectable effect)."""
+
+    interval: Interval
+    p_value: float
+    se: float
+
+
+def paired_t(differences: Sequence[float], level: float = LEVEL) -> Test:
+    """Mean of paired differences (one per seed) with its t interval and t-test p-value.
+
+    >>> test = paired_t([0.1, 0.3, 0.2])
+    >>> test.interval.rounded(3), round(test.p_value, 4)
+    (Interval(estimate=0.2, low=-0.048, high=0.448, n=3, method='paired_t'), 0.0742)
+    """
+    d = _finite(differences)
+    n = len(d)
+    if n < 2:
+        mean = float(d.mean()) if n else math.nan
+        return Test(Interval(mean, math.nan, math.nan, n, "paired_t"), math.nan, math.nan)
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    half = _t_quantile(n - 1, 0.5 + level / 2) * se
+    p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else _t_two_sided_p(mean / se, n - 1))
+    return Test(Interval(mean, mean - half, mean + half, n, "paired_t"), p, se)
+
+
+def normal_interval(estimate: float, se: float, n: int, method: str,
+                    level: float = LEVEL) -> Test:
+    """estimate +- z * se, with the z-test p-value (a bootstrap standard error, say)."""
+    if not (math.isfinite(estimate) and math.isfinite(se)):
+        return Test(Interval(estimate, math.nan, math.nan, n, method), math.nan, se)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    if se == 0:
+        p = 1.0 if estimate == 0 else 0.0
+    else:
+        p = 2.0 * NormalDist().cdf(-abs(estimate) / se)
+    return Test(Interval(estimate, estimate - z * se, estimate + z * se, n, method), p, se)
+
+
+def stratified_mean(
+    values: Sequence[float], strata: Sequence[int], weights: dict[int, float],
+    exact: dict[int, float] | None = None, level: float = LEVEL,
+) -> Test:
+    """sum_L w_L * mean_L: exact where `exact` gives a stratum's value, otherwise the mean
+    of `values` in that stratum, with a t interval (Welch-Satterthwaite degrees of freedom).
+
+    Weights are used as given (not renormalised): a stratum with neither an exact value nor
+    a value in `values` makes the estimate NaN. A stratum with one value borrows the
+    largest variance among the others.
+
+    >>> t = stratified_mean([1.0, 3.0, 2.0, 4.0], [2, 2, 3, 3], {1: 0.5, 2: 0.25, 3: 0.25},
+    ...                     exact={1: 0.0})
+    >>> round(t.interval.estimate, 3), round(t.se, 4), t.interval.n
+    (1.25, 0.3536, 4)
+    """
+    exact = exact or {}
+    v = np.asarray(values, dtype=float)
+    s = np.asarray(strata, dtype=int)
+    keep = ~np.isnan(v)
+    v, s = v[keep], s[keep]
+    estimate = 0.0
+    parts: list[tuple[float, int, float]] = []  # (weight, n, variance or nan)
+    for stratum, w in weights.items():
+        if stratum in exact:
+            estimate += w * exact[stratum]
+            continue
+        at = v[s == stratum]
+        if len(at) == 0:
+            return Test(Interval(math.nan, math.nan, math.nan, len(v), "stratified_t"),
+                        math.nan, math.nan)
+        estimate += w * float(at.mean())
+        parts.append((w, len(at), float(at.var(ddof=1)) if len(at) > 1 else math.nan))
+    known = [var for _, _, var in parts if not math.isnan(var)]
+    fallback = max(known) if known else 0.0
+    terms = [(w * w * (fallback if math.isnan(var) else var) / n, n) for w, n, var in parts]
+    var_total = sum(t for t, _ in terms)
+    if not terms or var_total == 0:
+        return Test(Interval(estimate, estimate, estimate, len(v), "stratified_t"),
+                    math.nan if not terms else (1.0 if estimate == 0 else 0.0), 0.0)
+    df = var_total**2 / sum(t * t / max(n - 1, 1) for t, n in terms)
+    se = math.sqrt(var_total)
+    half = _t_quantile(df, 0.5 + level / 2) * se
+    return Test(Interval(estimate, estimate - half, estimate + half, len(v), "stratified_t"),
+                _t_two_sided_p(estimate / se, df), se)
+
+
+def newcombe_difference(x1: float, n1: int, x2: float, n2: int, level: float = LEVEL) -> Test:
+    """p1 - p2 of two independent proportions with Newcombe's hybrid score interval
+    (method 10, from the two Wilson intervals); the p-value is the smallest 1 - level at
+    which the interval excludes 0, so interval and test agree.
+
+    >>> t = newcombe_difference(56, 70, 48, 80)
+    >>> t.interval.rounded(4)
+    Interval(estimate=0.2, low=0.0524, high=0.3339, n=150, method='newcombe')
+    """
+    def bounds(lev: float) -> tuple[float, float, float]:
+        a, b = wilson_interval(x1, n1, lev), wilson_interval(x2, n2, lev)
+        p1, p2 = a.estimate, b.estimate
+        d = p1 - p2
+        lo = d - math.sqrt((p1 - a.low) ** 2 + (b.high - p2) ** 2)
+        hi = d + math.sqrt((a.high - p1) ** 2 + (p2 - b.low) ** 2)
+        return d, lo, hi
+
+    if n1 == 0 or n2 == 0:
+        return Test(Interval(math.nan, math.nan, math.nan, n1 + n2, "newcombe"), math.nan,
+                    math.nan)
+    d, lo, hi = bounds(level)
+    if d == 0:
+        p = 1.0
+    else:
+        small, large = 1e-12, 1.0 - 1e-12  # levels; find where 0 leaves the interval
+        if (bounds(large)[1] > 0) if d > 0 else (bounds(large)[2] < 0):
+            p = 1e-12
+        else:
+            for _ in range(60):
+                mid = (small + large) / 2
+                _, l_, h_ = bounds(mid)
+                if l_ > 0 or h_ < 0:
+                    small = mid
+                else:
+                    large = mid
+            p = 1.0 - small
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return Test(Interval(d, lo, hi, n1 + n2, "newcombe"), p, (hi - lo) / (2 * z))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count).
+
+    >>> holm([0.01, 0.04, 0.03, float("nan")])
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(p_values, dtype=float)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    out = np.full(len(p), math.nan)
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="mergesort")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return [float(round(v, 12)) if not math.isnan(v) else math.nan for v in out]
+
+
+def mde_normal(se: float, alpha: float = 1 - LEVEL, power: float = POWER) -> float:
+    """Smallest true difference a two-sided z-test at `alpha` detects with `power`."""
+    nd = NormalDist()
+    return (nd.inv_cdf(1 - alpha / 2) + nd.inv_cdf(power)) * se
+
+
+def t_power(effect: float, sd: float, n: int, alpha: float = 1 - LEVEL) -> float:
+    """Power of the two-sided paired t-test with `n` pairs when the true mean difference is
+    `effect` and the differences' standard deviation is `sd` (noncentral t)."""
+    from scipy.stats import nct
+
+    if n < 2 or sd <= 0:
+        return math.nan
+    df, crit = n - 1, _t_quantile(n - 1, 1 - alpha / 2)
+    nc = effect * math.sqrt(n) / sd
+    upper, lower = float(nct.sf(crit, df, nc)), float(nct.cdf(-crit, df, nc))
+    if math.isnan(upper):  # scipy's series fails far in the tail, where power is ~1
+        upper = 1.0 if nc > crit else 0.0
+    return upper + (0.0 if math.isnan(lower) else lower)
+
+
+def mde_t(sd: float, n: int, alpha: float = 1 - LEVEL, power: float = POWER) -> float:
+    """Smallest true mean difference the paired t-test (n pairs, differences' sd) detects
+    with `power`; NaN below 2 pairs."""
+    from scipy.optimize import brentq
+
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    upper = sd
+    while t_power(upper, sd, n, alpha) < power:
+        upper *= 2
+    return float(brentq(lambda e: t_power(e, sd, n, alpha) - power, 0.0, upper, xtol=1e-10))
+
+
+def seeds_needed(effect: float, sd: float, alpha: float = 1 - LEVEL, power: float = POWER,
+                 max_seeds: int = 10_000) -> int:
+    """Smallest number of paired seeds whose t-test detects `effect` with `power`.
+
+    >>> seeds_needed(1.0, 1.0)  # a difference as large as the spread of the differences
+    10
+    """
+    if effect <= 0 or sd <= 0:
+        raise ValueError(f"effect ({effect}) and sd ({sd}) must be positive")
+    for n in range(2, max_seeds + 1):
+        if t_power(effect, sd, n, alpha) >= power:
+            return n
+    raise ValueError(f"more than {max_seeds} seeds needed for effect {effect} at sd {sd}")

@@ -46,7 +46,7 @@ rule prepare_model:
     output:
         directory("data/models/{model}"),
     params:
-        settings=settings("model"),
+        settings=model_settings,
         name=model_name,
         flags=model_flags,
     conda:

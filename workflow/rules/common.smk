@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from metaexamples.config import Config, ConfigError, model_slug
 from metaexamples.grammar.documents import META_DESIGNS
-from metaexamples.models import PRESETS, memory_request
+from metaexamples.models import PRESETS, RANDOM_INIT_PRESETS, memory_request
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -85,11 +85,37 @@ def torch_threads(wildcards, threads):
 
 
 BASE_MODEL = f"data/models/{model_slug(CFG.model.name)}"
+# A randomly initialised model gets its own initialisation per seed (init_seed + seed, the
+# same for every condition of the seed, so contrasts stay paired); a pretrained one has one.
+RANDOM_INIT = CFG.model.name in RANDOM_INIT_PRESETS
+INIT_SUFFIX = re.compile(r"\.init(\d+)$")
+
+
+def seed_model(wildcards):
+    """The base model a run of this seed starts from (the baseline's for seed 0)."""
+    if not RANDOM_INIT or int(wildcards.seed) == 0:
+        return BASE_MODEL
+    return f"{BASE_MODEL}.init{CFG.model.init_seed + int(wildcards.seed)}"
+
+
+def model_folder(wildcards):
+    """(model folder without its .init<k> suffix, the init seed it asks for)."""
+    found = INIT_SUFFIX.search(wildcards.model)
+    if found is None:
+        return wildcards.model, CFG.model.init_seed
+    return wildcards.model[: found.start()], int(found.group(1))
+
+
+def model_settings(wildcards):
+    """The model section as this folder is built: its own init seed."""
+    model = dict(RESOLVED["model"], init_seed=model_folder(wildcards)[1])
+    return json.dumps({"model": model}, sort_keys=True, ensure_ascii=False)
 
 
 def model_preset(wildcards):
     """The package's preset for this model folder (None for a hub id or local path)."""
-    name = CFG.model.name if model_slug(CFG.model.name) == wildcards.model else wildcards.model
+    folder = model_folder(wildcards)[0]
+    name = CFG.model.name if model_slug(CFG.model.name) == folder else folder
     return PRESETS.get(name)
 
 
@@ -105,7 +131,7 @@ def model_flags(wildcards, input):
 
 
 def model_name(wildcards):
-    return wildcards.model.replace("--", "/")
+    return model_folder(wildcards)[0].replace("--", "/")
 
 
 def canonical_inputs(wildcards):
@@ -137,4 +163,5 @@ EVAL_MEM_MB = memory_request(CFG.model.name).eval_mb
 def all_targets():
     """The grammar summaries, plots and the Nim summary (functions from the *_common.smk)."""
     grammar = [t for g in GRAMMARS for t in grammar_targets(g)]
-    return ["results/summary.csv", "results/summary_by_condition.csv", *grammar, *nim_targets()]
+    return ["results/summary.csv", "results/summary_by_condition.csv", "results/contrasts.csv",
+            *grammar, *nim_targets()]

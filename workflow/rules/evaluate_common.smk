@@ -10,6 +10,8 @@ BASELINE_RUN, ORACLE_RUN = "baseline", "oracle"
 EVAL_RUN = (f"{BASELINE_RUN}|{ORACLE_RUN}|("
             + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+")
 GRAMMAR_PLOTS = {
+    "contrasts": "Does it help? Contrasts against the reference",
+    "learning_curves": "Learning curves: val excess NLL over synthetic tokens",
     "metrics_by_condition": "Headline metrics by condition",
     "by_negative_type": "AUROC and pair accuracy by negative type",
     "loss_curves": "Training and evaluation losses",
@@ -30,9 +32,9 @@ def eval_seed(wildcards):
     return found.group(1) if found else SEEDS[0]
 
 
-def run_dirs(grammar):
-    """Every trained run of one grammar: results/runs/{grammar}/{condition}/seed{seed}."""
-    return [f"results/runs/{grammar}/{c}/seed{s}" for c in CONDITIONS for s in SEEDS]
+def trained_runs(grammar):
+    """(condition, seed, run directory) of every trained run of one grammar."""
+    return [(c, s, f"results/runs/{grammar}/{c}/seed{s}") for c in CONDITIONS for s in SEEDS]
 
 
 def reference_dir(grammar, run):
@@ -41,33 +43,82 @@ def reference_dir(grammar, run):
 
 
 def summary_inputs(wildcards):
-    """Every metrics file one grammar's summary reads (runs, baseline, oracle)."""
-    runs = run_dirs(wildcards.grammar)
-    evaluated = [*runs, *(reference_dir(wildcards.grammar, r) for r in (BASELINE_RUN,
-                                                                        ORACLE_RUN))]
+    """Every file one grammar's summary reads, named (runs, baseline, oracle)."""
+    runs = trained_runs(wildcards.grammar)
+    refs = [reference_dir(wildcards.grammar, r) for r in (BASELINE_RUN, ORACLE_RUN)]
     return {
-        "perplexity": [f"{r}/eval/perplexity_metrics.json" for r in evaluated],
-        "generation": [f"{r}/eval/generation_metrics.json" for r in evaluated],
-        "train": [f"{r}/train_metrics.json" for r in runs],
+        "perplexity": [f"{d}/eval/perplexity_metrics.json" for *_, d in runs]
+        + [f"{d}/eval/perplexity_metrics.json" for d in refs],
+        "generation": [f"{d}/eval/generation_metrics.json" for *_, d in runs]
+        + [f"{d}/eval/generation_metrics.json" for d in refs],
+        "train": [f"{d}/train_metrics.json" for *_, d in runs],
+        "curve": [f"{d}/learning_curve.json" for *_, d in runs],
     }
 
 
+def summary_flags(wildcards):
+    """The summarize command's --run/--reference flags: each file with its run."""
+    flags = [f"--run {c} {s} {d}/eval/perplexity_metrics.json "
+             f"{d}/eval/generation_metrics.json {d}/train_metrics.json {d}/learning_curve.json"
+             for c, s, d in trained_runs(wildcards.grammar)]
+    flags += [f"--reference {r} {d}/eval/perplexity_metrics.json "
+              f"{d}/eval/generation_metrics.json"
+              for r, d in ((r, reference_dir(wildcards.grammar, r))
+                           for r in (BASELINE_RUN, ORACLE_RUN))]
+    return " ".join(flags)
+
+
+def contrast_inputs(wildcards):
+    """Per-string scores, samples and curves of every run (a one-seed contrast resamples
+    them), the grammar's summary and manifest."""
+    runs = trained_runs(wildcards.grammar)
+    return {
+        "summary": f"results/{wildcards.grammar}/summary.csv",
+        "manifest": f"data/{wildcards.grammar}/manifest.json",
+        "scores": [f"{d}/eval/scores.jsonl" for *_, d in runs],
+        "samples": [f"{d}/eval/samples.jsonl" for *_, d in runs],
+        "curves": [f"{d}/learning_curve.json" for *_, d in runs],
+    }
+
+
+def contrast_flags(wildcards):
+    """The contrast command's --pair and --run flags."""
+    from metaexamples.grammar.contrasts import contrast_pairs
+
+    pairs = contrast_pairs(CONDITIONS, CFG.experiment.contrasts)
+    flags = [f"--pair {c} {r}" for c, r in pairs]
+    flags += [f"--run {c} {s} {d}/eval/scores.jsonl {d}/eval/samples.jsonl "
+              f"{d}/learning_curve.json" for c, s, d in trained_runs(wildcards.grammar)]
+    return " ".join(flags)
+
+
 def train_logs(wildcards):
-    return [f"{r}/train_log.csv" for r in run_dirs(wildcards.grammar)]
+    return [f"{d}/train_log.csv" for *_, d in trained_runs(wildcards.grammar)]
+
+
+def plot_flags(wildcards):
+    """The plot command's --run flags: condition, seed, train log and learning curve."""
+    return " ".join(f"--run {c} {s} {d}/train_log.csv {d}/learning_curve.json"
+                    for c, s, d in trained_runs(wildcards.grammar))
 
 
 def grammar_plot(name):
-    """One per-grammar figure, tagged for the report with its caption."""
+    """One per-grammar figure, tagged for the report with its caption; the contrasts go
+    under "Does it help?"."""
+    if name == "contrasts":
+        category, subcategory = "Does it help?", "Grammar {grammar}"
+    else:
+        category, subcategory = "Grammar {grammar}", GRAMMAR_PLOTS[name]
     return report(
         f"results/{{grammar}}/plots/{name}.png",
         caption=f"../report/{name}.rst",
-        category="Grammar {grammar}",
-        subcategory=GRAMMAR_PLOTS[name],
+        category=category,
+        subcategory=subcategory,
     )
 
 
 def grammar_targets(grammar):
-    """Everything one grammar's branch produces (its summary and figures)."""
-    return [f"results/{grammar}/summary.csv"] + [
+    """Everything one grammar's branch produces (its summary, contrasts and figures)."""
+    return [f"results/{grammar}/summary.csv", f"results/{grammar}/contrasts.csv"] + [
         f"results/{grammar}/plots/{name}.png" for name in GRAMMAR_PLOTS
     ]

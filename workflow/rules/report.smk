@@ -1,6 +1,6 @@
-# Aggregation and figures: results/{grammar}/summary.csv per grammar (so one grammar's
-# branch builds or reruns alone), results/summary.csv and summary_by_condition.csv over all
-# grammars, and per-grammar plots tagged for `snakemake --report report.html`.
+# Aggregation and figures: results/{grammar}/summary.csv and contrasts.csv per grammar (so
+# one grammar's branch builds or reruns alone), results/summary.csv, summary_by_condition.csv
+# and contrasts.csv over all grammars, and per-grammar plots tagged for the report.
 # Input functions and figure names are in evaluate_common.smk (included by evaluate.smk).
 
 
@@ -10,16 +10,46 @@ rule summarize_grammar:
     output:
         summary="results/{grammar}/summary.csv",
     params:
-        runs=lambda wildcards: run_dirs(wildcards.grammar),
-        baseline=lambda wildcards: reference_dir(wildcards.grammar, BASELINE_RUN),
-        oracle=lambda wildcards: reference_dir(wildcards.grammar, ORACLE_RUN),
+        files=summary_flags,
+        threshold=CFG.evaluation.speed_threshold_nats,
     log:
         "logs/summarize_grammar/{grammar}.log",
     conda:
         CONDA_ENV
     shell:
-        "metaexamples summarize --grammar {wildcards.grammar} --baseline {params.baseline} "
-        "--oracle {params.oracle} --runs {params.runs} --out {output.summary} 2> {log}"
+        "metaexamples summarize --grammar {wildcards.grammar} {params.files} "
+        "--speed-threshold {params.threshold} --out {output.summary} 2> {log}"
+
+
+rule contrast_grammar:
+    input:
+        unpack(contrast_inputs),
+    output:
+        contrasts="results/{grammar}/contrasts.csv",
+        plot=grammar_plot("contrasts"),
+    params:
+        flags=contrast_flags,
+    log:
+        "logs/contrast_grammar/{grammar}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "metaexamples contrast --summary {input.summary} --manifest {input.manifest} "
+        "{params.flags} --out {output.contrasts} --plot {output.plot} 2> {log}"
+
+
+rule contrast:
+    input:
+        expand("results/{grammar}/contrasts.csv", grammar=GRAMMARS),
+    output:
+        report("results/contrasts.csv", caption="../report/contrasts_table.rst",
+               category="Does it help?"),
+    log:
+        "logs/contrast/contrast.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "metaexamples contrast --combine {input} --out {output} 2> {log}"
 
 
 rule summarize:
@@ -44,17 +74,20 @@ rule plot_grammar:
     input:
         summary="results/{grammar}/summary.csv",
         logs=train_logs,
+        curves=lambda wildcards: summary_inputs(wildcards)["curve"],
     output:
         metrics=grammar_plot("metrics_by_condition"),
         negatives=grammar_plot("by_negative_type"),
         losses=grammar_plot("loss_curves"),
+        learning=grammar_plot("learning_curves"),
     params:
-        runs=lambda wildcards: run_dirs(wildcards.grammar),
+        runs=plot_flags,
+        threshold=CFG.evaluation.speed_threshold_nats,
         out_dir=subpath(output.metrics, parent=True),
     log:
         "logs/plot_grammar/{grammar}.log",
     conda:
         CONDA_ENV
     shell:
-        "metaexamples plot --summary {input.summary} --runs {params.runs} "
-        "--out-dir {params.out_dir} 2> {log}"
+        "metaexamples plot --summary {input.summary} {params.runs} "
+        "--speed-threshold {params.threshold} --out-dir {params.out_dir} 2> {log}"

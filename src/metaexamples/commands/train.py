@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="held-out canonical documents scored every eval_steps")
     parser.add_argument("--eval-data", type=Path, default=None,
                         help="grammar val split (JSONL; rows with valid=false are skipped)")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="the grammar's manifest.json: with --eval-data, score the val "
+                             "excess NLL over every length at each evaluation")
+    parser.add_argument("--exact-max-strings", type=int, default=256,
+                        help="lengths with at most this many strings are scored exactly "
+                             "(evaluation.exact_max_strings)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grammar", default=None,
                         help="the run's grammar: picks its entry of a per-grammar "
@@ -89,7 +95,8 @@ def run(args: argparse.Namespace) -> None:
     inputs = LMInputs(
         model_dir=args.model_id, corpus=args.corpus, canonical=args.canonical,
         canonical_heldout=args.canonical_heldout, eval_data=args.eval_data,
-        meta=args.meta, meta_percent=args.meta_percent,
+        meta=args.meta, meta_percent=args.meta_percent, manifest=args.manifest,
+        exact_max_strings=args.exact_max_strings,
     )
     hook = _kill_after(args.debug_kill_after_step) if args.debug_kill_after_step else None
     train_lm(inputs, cfg, seed=args.seed, out_dir=args.out_dir,

@@ -11,9 +11,13 @@ grammar's exact `oracle` built on the base model's tokenizer), then
 Every metric of the headline split and every generation rate carries a 95 % interval
 from within the run, so a single-seed run still shows its uncertainty:
 
-- string metrics: a cluster bootstrap (`stats.cluster_bootstrap`): a valid string and
-  the negatives derived from it are resampled together;
-- sample proportions (format/rule validity, ...): Wilson intervals over the samples;
+- excess NLL: exact over every string at short lengths (`excess`), a stratified t
+  interval over the held-out strings of the other lengths;
+- pair accuracy per negative type (minimal pairs among them) and sample proportions
+  (format/rule validity, ...): Agresti-Coull intervals over the pairs / samples;
+- other string metrics (AUROC, pooled pair accuracy): a cluster bootstrap
+  (`stats.cluster_bootstrap`): a valid string and the negatives derived from it are
+  resampled together;
 - other sample statistics and canonical perplexity: a bootstrap over samples / documents.
 
 The oracle models grammar strings only, so its canonical perplexity is not computed.
@@ -34,18 +38,19 @@ import pandas as pd
 
 from metaexamples import stats
 from metaexamples.config import EvaluationConfig
-from metaexamples.grammar import metrics, sampling, scoring
+from metaexamples.grammar import excess, metrics, sampling, scoring
 from metaexamples.grammar.documents import example_continuation
 from metaexamples.grammar.languages import DOCUMENT_NEGATIVE_TYPES
 from metaexamples.io import DataFileError, read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-HEADLINE_SPLIT = "test"  # the split whose metrics get intervals
 COUNT_KEYS = ("n_valid", "n_invalid", "n_samples", "canonical_documents", "canonical_tokens")
 INTERVAL_METHODS = {
-    "strings": "cluster_bootstrap",  # clusters: a valid string and its negatives
-    "sample proportions": "wilson",
+    "excess_nll": "stratified_t",  # exact short lengths, held-out strings beyond
+    "pair accuracy per type": "agresti_coull",  # over the pairs
+    "other string metrics": "cluster_bootstrap",  # clusters: a valid string and its negatives
+    "sample proportions": "agresti_coull",
     "other sample statistics": "bootstrap",
     "canonical": "bootstrap",  # over documents
 }
@@ -156,7 +161,7 @@ def evaluate(
                       np.random.default_rng(bootstrap_seed))
     gen = sample_model(model, tok, grammar_obj, manifest, train_texts, seed, cfg, out_dir,
                        np.random.default_rng(bootstrap_seed))
-    common = {"model_dir": str(model_dir), "oracle": oracle,
+    common = {"model_dir": str(model_dir), "oracle": oracle, "model": model_label(model_dir),
               "load_seconds": loaded - start, "wall_seconds": time.perf_counter() - start}
     ppl |= common
     gen |= common
@@ -165,6 +170,13 @@ def evaluate(
     log.info("wrote %s (%.1fs, %.1fs loading)", out_dir, common["wall_seconds"],
              common["load_seconds"])
     return {"perplexity": ppl, "generation": gen}
+
+
+def model_label(model_dir: Path) -> str:
+    """The model's name from its provenance file, else its directory name."""
+    from metaexamples.models import model_info
+
+    return model_info(model_dir).get("name") or Path(model_dir).name
 
 
 # -- likelihood -------------------------------------------------------------------------
@@ -189,7 +201,8 @@ def score_model(model, tok, grammar_obj, manifest: dict[str, Any], inputs: dict[
     name = grammar_obj.name
     dist = {int(k): float(v) for k, v in manifest["length_distribution"].items()}
     table: list[dict] = []
-    for split, rows in inputs.items():
+    exact_rows = excess.exact_rows(grammar_obj, cfg.exact_max_strings)
+    for split, rows in {excess.EXACT_SET: exact_rows, **inputs}.items():
         encoded = scoring.encode_eval_rows(tok, name, rows)
         scores = scoring.score_encoded(model, encoded, tok.pad_token_id, cfg.batch_size,
                                        desc=f"scoring {name} {split}")
@@ -206,17 +219,23 @@ def score_model(model, tok, grammar_obj, manifest: dict[str, Any], inputs: dict[
     frame = pd.DataFrame(table)
     result: dict[str, Any] = {"grammar": name, "splits": {}, "intervals": {},
                               "excess_nll_missing_lengths": {}, "negative_types": {}}
-    fn = lambda cols: metrics.split_metrics(cols, dist)  # noqa: E731
+    enumerated = frame[frame["split"] == excess.EXACT_SET]
+    exact = excess.exact_means(enumerated["length"], enumerated["logp_true"]
+                               - enumerated["logprob"]) if len(enumerated) else {}
+    exact_counts = enumerated["length"].value_counts().to_dict() if len(enumerated) else {}
+    result["exact_lengths"] = sorted(int(n) for n in exact)
+    fn = lambda cols: metrics.split_metrics(cols, dist, exact, exact_counts)  # noqa: E731
     for split, rows in inputs.items():
         part = frame[frame["split"] == split]
         point = fn(part)
         result["splits"][split] = point
-        result["excess_nll_missing_lengths"][split] = _missing(part, dist)
+        result["excess_nll_missing_lengths"][split] = [
+            n for n in sorted(dist) if point.get(f"n_valid_len{n}", 0) == 0]
         result["negative_types"][split] = negative_type_notes(rows)
-        if split == HEADLINE_SPLIT:
-            iv = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
-                                     cfg.bootstrap_resamples)
-            result["intervals"] |= {f"{split}.{k}": v for k, v in iv.items()}
+        if split == metrics.HEADLINE_SPLIT:
+            result["intervals"] |= {f"{split}.{k}": v
+                                    for k, v in string_intervals(point, part, fn, dist, exact,
+                                                                 rng, cfg).items()}
     if doc_scores:
         canon = frame[frame["split"] == "canonical"]
         result["canonical"] = metrics.canonical_metrics(canon)
@@ -228,8 +247,9 @@ def score_model(model, tok, grammar_obj, manifest: dict[str, Any], inputs: dict[
         result["canonical_note"] = ORACLE_CANONICAL_NOTE
     for split, missing in result["excess_nll_missing_lengths"].items():
         if missing:
-            log.warning("%s %s: no held-out valid string of length %s; excess NLL is weighted "
-                        "over the other lengths", name, split, missing)
+            log.warning("%s %s: no held-out valid string of length %s and more than "
+                        "evaluation.exact_max_strings strings there: excess NLL is undefined",
+                        name, split, missing)
     result |= {
         "canonical_max_length": max_len,
         "settings": dataclasses.asdict(cfg),
@@ -240,10 +260,32 @@ def score_model(model, tok, grammar_obj, manifest: dict[str, Any], inputs: dict[
     return result
 
 
-def _missing(part: pd.DataFrame, dist: dict[int, float]) -> list[int]:
+def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict[int, float],
+                     exact: dict[int, float], rng: np.random.Generator,
+                     cfg: EvaluationConfig) -> dict[str, list[float]]:
+    """The headline split's intervals: excess NLL stratified by length, pair accuracies
+    per type over their pairs, the rest by the cluster bootstrap."""
+    per_type = [k for k in point if k.startswith("pair_accuracy_") or k == "minimal_pair_accuracy"]
+    out = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
+                              cfg.bootstrap_resamples, skip=("excess_nll", *per_type))
     valid = part[part["valid"].astype(bool)]
-    return metrics.excess_nll_by_length(valid["length"], valid["logp_true"] - valid["logprob"],
-                                        dist)[2]
+    iv = excess.excess_nll(valid["length"], valid["logp_true"] - valid["logprob"], dist,
+                           exact).interval
+    out["excess_nll"] = [iv.low, iv.high]
+    for kind, hits in pair_hits(part).items():
+        iv = stats.agresti_coull_interval(float(hits.sum()), len(hits))
+        out[f"pair_accuracy_{kind}"] = [iv.low, iv.high]
+        if kind == "minimal_edit":
+            out["minimal_pair_accuracy"] = [iv.low, iv.high]
+    return {k: v for k, v in out.items() if not any(_isnan(x) for x in v)}
+
+
+def pair_hits(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per negative type, each pair's outcome: 1 valid above, 1/2 tie, 0 below."""
+    neg = part[~part["valid"].astype(bool) & part["pair_logprob"].notna()]
+    return {str(kind): ((rows["pair_logprob"] > rows["logprob"]).to_numpy(float)
+                        + 0.5 * (rows["pair_logprob"] == rows["logprob"]).to_numpy(float))
+            for kind, rows in neg.groupby("negative_type")}
 
 
 # -- generation -------------------------------------------------------------------------
@@ -266,7 +308,7 @@ def sample_model(model, tok, grammar_obj, manifest: dict[str, Any], train_texts:
                                     cfg.bootstrap_resamples,
                                     skip=(*metrics.SAMPLE_UNRESAMPLED, *metrics.SAMPLE_PROPORTIONS))
     for key, hits in proportion_hits(frame).items():
-        iv = stats.wilson_interval(int(hits.sum()), len(frame))
+        iv = stats.agresti_coull_interval(int(hits.sum()), len(frame))
         intervals[key] = [iv.low, iv.high]
     fmt_lengths = [int(x) for x in frame.loc[frame["format_valid"], "length"]]
     write_jsonl(out_dir / "samples.jsonl", rows)

@@ -23,6 +23,7 @@ metric can be reported per negative type.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -200,6 +201,17 @@ class Grammar(ABC):
         if not self.accepts(symbols):
             return -math.inf
         return -math.log(len(self.lengths())) - math.log(self.count(len(symbols)))
+
+    def strings_of_length(self, length: int) -> list[list[str]]:
+        """Every valid string of exactly `length` symbols, in alphabet order.
+
+        >>> ["".join(s) for s in make_grammar("g3", ("a", "b"), 1, 4).strings_of_length(3)]
+        ['aaa', 'aba', 'bab', 'bbb']
+        """
+        if not self.min_length <= length <= self.max_length:
+            return []
+        return [list(s) for s in itertools.product(self.alphabet, repeat=length)
+                if self._follows_rule(s)]
 
     # -- the generator's sequential form (what an exact next-token model needs) ---------
 

@@ -8,10 +8,10 @@ per-token mean, so length and tag effects do not masquerade as rule knowledge:
   (the Mann-Whitney U statistic), pooled over the negative types and per type.
 - `pair_accuracy`: share of negatives scored below the valid string they were derived
   from; on `minimal_edit` negatives this is the minimal-pair accuracy.
-- `excess_nll`: an estimate of KL(p_true || model) in nats: per length L, the mean of
-  NLL_model - NLL_true over held-out valid strings of that length, weighted by the
-  generator's P(L) (held-out strings are distinct, so short lengths are rare among them
-  and an unweighted mean would over-weight long strings). 0 for the generator itself.
+- `excess_nll`: KL(p_true || model) in nats over every length (`excess`): per length L,
+  the mean of NLL_model - NLL_true, exact over every string at short lengths and
+  estimated from held-out valid strings at the others, weighted by the generator's P(L).
+  0 for the generator itself.
 
 `split_metrics` computes all of them from a table of scored rows, so the same function
 serves point estimates and (cluster) bootstrap resamples (`metaexamples.stats`).
@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from metaexamples.grammar import excess as excess_mod
+
+HEADLINE_SPLIT = "test"  # the split whose metrics get intervals and make the summary
 MIN_CELL = 20  # fewer strings than this: the cell is reported with its n, not as an interval
 # Sample metrics (`sampling.generation_metrics`) by how their within-run interval is made:
 SAMPLE_PROPORTIONS = ("well_formed_rate", "format_validity", "rule_validity", "closed_rate")
@@ -99,31 +102,6 @@ def excess_nll(logprob: Sequence[float], logp_true: Sequence[float]) -> float:
     return float(np.mean(lt - lp))
 
 
-def excess_nll_by_length(
-    lengths: Sequence[int], excess: Sequence[float], length_distribution: Mapping[int, float]
-) -> tuple[float, dict[int, tuple[float, int]], list[int]]:
-    """(P(L)-weighted excess NLL, {L: (mean, n)} for every generator length, missing lengths).
-
-    The weighted mean is renormalised over the lengths that have held-out strings; the
-    lengths without any are returned so the output can name them.
-
-    >>> excess_nll_by_length([2, 2, 4], [1.0, 3.0, 0.0], {2: 0.5, 4: 0.25, 6: 0.25})
-    (1.3333333333333333, {2: (2.0, 2), 4: (0.0, 1), 6: (nan, 0)}, [6])
-    """
-    lengths = np.asarray(lengths, dtype=int)
-    excess = np.asarray(excess, dtype=float)
-    per_length: dict[int, tuple[float, int]] = {}
-    total = weight = 0.0
-    for n, p in sorted(length_distribution.items()):
-        at = excess[lengths == n]
-        per_length[int(n)] = (float(at.mean()) if len(at) else math.nan, len(at))
-        if len(at):
-            total += p * float(at.mean())
-            weight += p
-    missing = [n for n, (_, count) in per_length.items() if count == 0]
-    return (total / weight if weight else math.nan), per_length, missing
-
-
 Columns = Mapping[str, Any]
 
 
@@ -138,13 +116,18 @@ def take(cols: Columns, idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[idx] for k, v in cols.items()}
 
 
-def split_metrics(rows: Columns, length_distribution: Mapping[int, float]) -> dict[str, float]:
+def split_metrics(
+    rows: Columns, length_distribution: Mapping[int, float],
+    exact: Mapping[int, float] | None = None, exact_counts: Mapping[int, int] | None = None,
+) -> dict[str, float]:
     """Every string-level metric of one split's scored rows.
 
     `rows` (a DataFrame or a dict of arrays) needs columns valid, negative_type, length,
     logprob, n_tokens, logp_true and pair_logprob (the score of the valid string a
     negative was derived from; NaN/None where there is none). `length_distribution` is
-    the generator's P(L), which weights `excess_nll`.
+    the generator's P(L), which weights `excess_nll`; `exact` gives the model's mean
+    excess over every string of the lengths it covers (`excess.exact_means`), which then
+    replaces the held-out strings there, and `exact_counts` how many strings that is.
     """
     valid = np.asarray(rows["valid"], dtype=bool)
     kinds = np.asarray(rows["negative_type"], dtype=object)
@@ -153,8 +136,11 @@ def split_metrics(rows: Columns, length_distribution: Mapping[int, float]) -> di
     vlp = lp[valid]
     tokens = np.asarray(rows["n_tokens"], dtype=float)[valid].sum()
     excess = np.asarray(rows["logp_true"], dtype=float)[valid] - vlp
-    weighted, per_length, _ = excess_nll_by_length(
-        np.asarray(rows["length"], dtype=int)[valid], excess, length_distribution)
+    valid_lengths = np.asarray(rows["length"], dtype=int)[valid]
+    weighted = excess_mod.excess_nll(valid_lengths, excess, length_distribution,
+                                     exact).interval.estimate
+    per_length = excess_mod.per_length(valid_lengths, excess, length_distribution, exact,
+                                       exact_counts)
     out: dict[str, float] = {
         "n_valid": float(valid.sum()),
         "n_invalid": float((~valid).sum()),
@@ -170,6 +156,9 @@ def split_metrics(rows: Columns, length_distribution: Mapping[int, float]) -> di
         out[f"n_valid_len{n}"] = float(count)
     paired = ~valid & ~np.isnan(pair)
     out["pair_accuracy"] = pair_accuracy(pair[paired], lp[paired])
+    clusters = np.asarray(rows["cluster"], dtype=object) if "cluster" in rows else None
+    if clusters is not None:  # the resampling unit of pooled pair accuracy
+        out["n_pair_clusters"] = float(len(set(clusters[paired].tolist())))
     for kind in sorted({k for k in kinds[~valid] if k is not None}):
         of_kind = ~valid & (kinds == kind)
         out[f"n_{kind}"] = float(of_kind.sum())
@@ -185,10 +174,10 @@ def within_run_interval(metric: str) -> tuple[str, str]:
     """(method, count column) of the interval one run's evaluation gives `metric`.
 
     >>> within_run_interval("auroc_minimal_edit"), within_run_interval("rule_validity")
-    (('cluster_bootstrap', 'n_minimal_edit'), ('wilson', 'n_samples'))
+    (('cluster_bootstrap', 'n_minimal_edit'), ('agresti_coull', 'n_samples'))
     """
     if metric in SAMPLE_PROPORTIONS:
-        return "wilson", "n_samples"
+        return "agresti_coull", "n_samples"
     if metric in SAMPLE_STATISTICS:
         return "bootstrap", "n_samples"
     if metric in SAMPLE_UNRESAMPLED:
@@ -197,11 +186,16 @@ def within_run_interval(metric: str) -> tuple[str, str]:
         return "bootstrap", "canonical_documents"
     if metric.startswith("excess_nll_len"):
         return "cluster_bootstrap", "n_valid_len" + metric[len("excess_nll_len"):]
+    if metric == "excess_nll":
+        return "stratified_t", "n_valid"
     if metric == "minimal_pair_accuracy":
-        return "cluster_bootstrap", "n_minimal_edit"
-    for prefix in ("auroc_", "pair_accuracy_"):
-        if metric.startswith(prefix):
-            return "cluster_bootstrap", "n_" + metric[len(prefix):]
+        return "agresti_coull", "n_minimal_edit"
+    if metric == "pair_accuracy":
+        return "cluster_bootstrap", "n_pair_clusters"
+    if metric.startswith("pair_accuracy_"):
+        return "agresti_coull", "n_" + metric[len("pair_accuracy_"):]
+    if metric.startswith("auroc_"):
+        return "cluster_bootstrap", "n_" + metric[len("auroc_"):]
     return "cluster_bootstrap", "n_valid"
 
 

@@ -1,43 +1,35 @@
-"""Aggregation: one row per (grammar, condition, seed), then means with intervals.
+"""The summary table: one row per (grammar, condition, seed), read from declared files.
 
 `run_row` flattens one run's evaluation outputs (`perplexity_metrics.json`,
-`generation_metrics.json`) and training facts (`train_metrics.json`, each read by the
-one key the trainer writes) into a flat dict: the test-split metrics, canonical
-perplexity, generation metrics, each with its within-run interval as
-``<metric>_ci_low`` / ``<metric>_ci_high``. Two reference rows bound every condition:
-``baseline``, the untrained starting model (step 0), and ``oracle``, the grammar's
-exact distribution (`oracle.GrammarOracle`), evaluated by the same code.
-
-`by_condition` turns those rows into a long table, one row per (grammar, condition,
-metric): with two or more seeds, the mean over seeds and a Student-t interval with
-n - 1 degrees of freedom (`stats.t_interval`); with one seed (and for the reference
-rows), the run's own value and its within-run interval (`metrics.within_run_interval`).
-Each row names its interval method and its n; a per-type cell with fewer than
-`metrics.MIN_CELL` strings gets no interval.
+`generation_metrics.json`), training facts (`train_metrics.json`, each read by the one key
+the trainer writes) and learning-speed summaries (`learning_curve.json`, `excess`) into
+a flat dict: the test-split metrics, canonical perplexity, generation metrics, each with
+its within-run interval as ``<metric>_ci_low`` / ``<metric>_ci_high``. Two reference rows
+bound every condition: ``baseline``, the untrained starting model (step 0), and
+``oracle``, the grammar's exact distribution (`oracle.GrammarOracle`), evaluated by the
+same code. Which file belongs to which run comes from the caller (`RunFiles`), never from
+parsing a path. Aggregation over seeds is in `aggregate`, contrasts in `contrasts`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from metaexamples import stats
-from metaexamples.grammar import metrics
-from metaexamples.io import DataFileError, read_json
+from metaexamples.grammar import excess
+from metaexamples.grammar.metrics import HEADLINE_SPLIT
+from metaexamples.io import DataFileError, read_json, write_text
 
 log = logging.getLogger(__name__)
 
 BASELINE = "baseline"
 ORACLE = "oracle"
 REFERENCES = (BASELINE, ORACLE)  # evaluated once per grammar, no training
-HEADLINE_SPLIT = "test"
 ID_COLUMNS = ("grammar", "condition", "seed")
 FACT_COLUMNS = ("model", "steps", "tokens_seen", "synthetic_share", "train_wall_seconds",
                 "train_tokens_per_s")
@@ -62,19 +54,22 @@ TRAIN_FACTS: dict[str, str] = {
     "train_wall_seconds": "wall_time_s",
     "train_tokens_per_s": "tokens_per_s",
 }
-RUN_DIR = re.compile(r"^seed(\d+)$")
+LEARNING_SPEED: dict[str, str] = {  # from the val curve (`excess.curve_summaries`)
+    "curve_mean_excess_nll": "lower",
+    "tokens_to_threshold": "lower",
+}
 
 
-def parse_run_dir(run_dir: Path) -> tuple[str, int]:
-    """(condition, seed) from a run directory named ``.../{condition}/seed{seed}``.
+@dataclass(frozen=True)
+class RunFiles:
+    """The files one summary row is read from (a reference row has no training files)."""
 
-    >>> parse_run_dir(Path("results/runs/g2/meta_5pct/seed3"))
-    ('meta_5pct', 3)
-    """
-    m = RUN_DIR.match(run_dir.name)
-    if not m:
-        raise ValueError(f"{run_dir}: a run directory must be named .../<condition>/seed<N>")
-    return run_dir.parent.name, int(m.group(1))
+    condition: str
+    seed: int | None
+    perplexity: Path
+    generation: Path
+    train: Path | None = None
+    curve: Path | None = None
 
 
 def run_facts(train_metrics: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -116,38 +111,31 @@ def _read(path: Path) -> dict[str, Any]:
     return record
 
 
-def run_row(
-    grammar: str, condition: str, seed: int | None, run_dir: Path, eval_dir: Path | None = None
-) -> dict[str, Any]:
-    """One summary row from a run directory (a reference row has no training facts)."""
-    eval_dir = eval_dir or run_dir / "eval"
-    ppl = _read(eval_dir / "perplexity_metrics.json")
-    gen = _read(eval_dir / "generation_metrics.json")
-    for path, rec in ((eval_dir / "perplexity_metrics.json", ppl),
-                      (eval_dir / "generation_metrics.json", gen)):
+def run_row(grammar: str, files: RunFiles, speed_threshold: float) -> dict[str, Any]:
+    """One summary row (a reference row has no training facts or learning curve)."""
+    ppl = _read(files.perplexity)
+    gen = _read(files.generation)
+    for path, rec in ((files.perplexity, ppl), (files.generation, gen)):
         if rec.get("grammar") not in (None, grammar):
             raise DataFileError(f"{path}: is for grammar {rec.get('grammar')!r}, not {grammar!r}")
+    condition = files.condition
     if condition in REFERENCES:
         facts: dict[str, Any] = {"steps": 0 if condition == BASELINE else None,
                                  "tokens_seen": 0 if condition == BASELINE else None,
                                  "synthetic_share": None, "train_wall_seconds": 0.0,
                                  "train_tokens_per_s": None}
     else:
-        facts = run_facts(_read(run_dir / "train_metrics.json"), run_dir / "train_metrics.json")
-    facts["model"] = ORACLE if ppl.get("oracle") else model_name(ppl.get("model_dir"))
-    row: dict[str, Any] = {"grammar": grammar, "condition": condition, "seed": seed, **facts}
+        if files.train is None:
+            raise ValueError(f"{grammar} {condition} seed {files.seed}: no train_metrics.json")
+        facts = run_facts(_read(files.train), files.train)
+    facts["model"] = ORACLE if ppl.get("oracle") else ppl.get("model")
+    row: dict[str, Any] = {"grammar": grammar, "condition": condition, "seed": files.seed,
+                           **facts}
     row |= flatten_perplexity(ppl)
     row |= flatten_generation(gen)
+    if files.curve is not None:
+        row |= excess.curve_summaries(_read(files.curve), speed_threshold)
     return row
-
-
-def model_name(model_dir: str | None) -> str | None:
-    """The model's name from its provenance file, else its directory name."""
-    if not model_dir:
-        return None
-    from metaexamples.models import model_info
-
-    return model_info(model_dir).get("name") or Path(model_dir).name
 
 
 def ordered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -178,34 +166,26 @@ def condition_order(conditions: Iterable[str]) -> list[str]:
         [ORACLE] if ORACLE in seen else [])
 
 
-def grammar_summary(
-    grammar: str, run_dirs: Sequence[Path], baseline_dir: Path | None,
-    oracle_dir: Path | None = None,
-) -> pd.DataFrame:
+def grammar_summary(grammar: str, runs: Sequence[RunFiles],
+                    speed_threshold: float) -> pd.DataFrame:
     """One grammar's rows: the baseline, every run, the oracle."""
-    rows = []
-    if baseline_dir is not None:
-        rows.append(run_row(grammar, BASELINE, None, baseline_dir))
-    if oracle_dir is not None:
-        rows.append(run_row(grammar, ORACLE, None, oracle_dir))
-    for run_dir in run_dirs:
-        condition, seed = parse_run_dir(run_dir)
-        rows.append(run_row(grammar, condition, seed, run_dir))
-    if not rows:
+    if not runs:
         raise ValueError(f"{grammar}: no runs to summarise")
-    return ordered(pd.DataFrame(rows))
+    return ordered(pd.DataFrame([run_row(grammar, f, speed_threshold) for f in runs]))
+
+
+def read_csv_file(path: Path) -> pd.DataFrame:
+    """A CSV table this package wrote; a missing or corrupt file is named."""
+    if not Path(path).is_file():
+        raise DataFileError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise DataFileError(f"{path}: not a CSV table: {err}") from err
 
 
 def read_summaries(paths: Sequence[Path]) -> pd.DataFrame:
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise DataFileError(f"{p}: file not found")
-        try:
-            frames.append(pd.read_csv(p))
-        except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-            raise DataFileError(f"{p}: not a summary CSV: {err}") from err
-    return ordered(pd.concat(frames, ignore_index=True))
+    return ordered(pd.concat([read_csv_file(p) for p in paths], ignore_index=True))
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -216,99 +196,5 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
             and not c.endswith((CI_LOW, CI_HIGH)) and pd.api.types.is_numeric_dtype(frame[c])]
 
 
-BY_CONDITION_COLUMNS = ["grammar", "condition", "metric", "mean", "ci_low", "ci_high", "n",
-                        "interval", "n_seeds", "bounds", "note"]
-WITHIN, BELOW_BASELINE, BEYOND_ORACLE = "within", "worse than baseline", "beyond oracle"
-BOUNDED_METRICS = HEADLINE_METRICS | {"pair_accuracy": "higher"}  # what `bounds_check` checks
-
-
-def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
-    """Long table: mean and interval of every metric per (grammar, condition).
-
-    `interval` names the method: ``t`` (across seeds; `n` is the number of seeds), or the
-    run's own within-run method (`n` is its number of strings, clusters or samples), or
-    ``none``; `note` says why a cell has no interval.
-    """
-    out = []
-    for (grammar, condition), group in frame.groupby(["grammar", "condition"], sort=False):
-        for metric in metric_columns(frame):
-            values = group[metric].to_numpy(float)
-            finite = ~np.isnan(values)
-            rec: dict[str, Any] = {"grammar": grammar, "condition": condition, "metric": metric,
-                                   "n_seeds": int(finite.sum()), "note": ""}
-            method, count_column = metrics.within_run_interval(metric)
-            cell = _cell(group, count_column, int(np.argmax(finite)) if finite.any() else 0)
-            if finite.sum() >= 2:
-                iv = stats.t_interval(values[finite])
-                rec |= {"mean": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n": iv.n,
-                        "interval": iv.method}
-            elif finite.sum() == 1:
-                i = int(np.flatnonzero(finite)[0])
-                lo, hi = _cell(group, metric + CI_LOW, i), _cell(group, metric + CI_HIGH, i)
-                rec |= {"mean": float(values[i]), "ci_low": lo, "ci_high": hi, "n": cell,
-                        "interval": method if not math.isnan(lo) else "none"}
-            else:
-                rec |= {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": cell,
-                        "interval": "none", "note": _why_no_value(condition, metric)}
-            if cell < metrics.MIN_CELL and count_column.startswith("n_") and count_column not in (
-                    "n_valid", "n_samples"):
-                rec |= {"ci_low": math.nan, "ci_high": math.nan, "interval": "none",
-                        "note": f"{count_column} = {cell:g} < {metrics.MIN_CELL}: no interval"}
-            out.append(rec)
-    table = pd.DataFrame(out, columns=BY_CONDITION_COLUMNS)
-    table["bounds"] = bounds_check(table)
-    return table
-
-
-def bounds_check(table: pd.DataFrame) -> list[str]:
-    """Where each trained condition's bounded metric lies against its grammar's bounds.
-
-    ``within`` unless its interval lies wholly on the worse side of the step-0 baseline's
-    (``worse than baseline``) or wholly beyond the oracle's (``beyond oracle``: a model
-    better than the exact distribution means a wrong metric); a missing interval counts as
-    its point. Empty for the reference rows, other metrics and cells without a value.
-    """
-    index = {(r.grammar, r.condition, r.metric): r for r in table.itertuples()}
-
-    def span(row, sign: float) -> tuple[float, float]:
-        """The row's interval (its point where it has none), larger = better."""
-        lo, hi = row.ci_low, row.ci_high
-        ends = (row.mean, row.mean) if math.isnan(lo) or math.isnan(hi) else (lo, hi)
-        return min(sign * v for v in ends), max(sign * v for v in ends)
-
-    out = []
-    for r in table.itertuples():
-        direction = BOUNDED_METRICS.get(r.metric)
-        if direction is None or r.condition in REFERENCES or math.isnan(r.mean):
-            out.append("")
-            continue
-        sign = 1.0 if direction == "higher" else -1.0
-        lo, hi = span(r, sign)
-        base = index.get((r.grammar, BASELINE, r.metric))
-        best = index.get((r.grammar, ORACLE, r.metric))
-        verdict = WITHIN
-        if base is not None and not math.isnan(base.mean) and hi < span(base, sign)[0]:
-            verdict = BELOW_BASELINE
-        if best is not None and not math.isnan(best.mean) and lo > span(best, sign)[1]:
-            verdict = BEYOND_ORACLE
-        out.append(verdict)
-    return out
-
-
-def _why_no_value(condition: str, metric: str) -> str:
-    if condition == ORACLE and metric.startswith("canonical_"):
-        return "not computed for the oracle: it models grammar strings only"
-    return "no value (not defined for this grammar or run)"
-
-
-def _cell(group: pd.DataFrame, column: str, i: int) -> float:
-    if column not in group.columns:
-        return math.nan
-    value = group[column].iloc[i]
-    return float(value) if value is not None and not pd.isna(value) else math.nan
-
-
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    from metaexamples.io import write_text
-
     write_text(path, frame.to_csv(index=False, float_format="%.10g"))

@@ -1,7 +1,8 @@
 """The language-model entry (grammar runs): `train_lm`.
 
 A packed token stream from `mixing.build_stream`; loss and perplexity on the grammar's
-valid val strings and on held-out canonical documents every `eval_steps`; resumable
+valid val strings and on held-out canonical documents every `eval_steps`, and the val
+excess NLL over every length (`grammar.excess`, written to ``learning_curve.json``); resumable
 checkpoints (`checkpoints`) in ``{checkpoint_root}/{run_key}/step-N/``, removed once the
 run's outputs are written (`keep_checkpoints` keeps them).
 """
@@ -23,6 +24,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from metaexamples.config import TrainingConfig
+from metaexamples.grammar.excess import CurveStrings
 from metaexamples.io import write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
 from metaexamples.training.anchor import drift_metrics
@@ -60,11 +62,14 @@ class LMInputs:
     eval_data: Path | None = None
     meta: Path | None = None
     meta_percent: float = 0.0
+    manifest: Path | None = None  # with eval_data: the grammar, for the val excess NLL curve
+    exact_max_strings: int = 256  # the curve's exact lengths (evaluation.exact_max_strings)
 
     def files(self) -> dict[str, Path]:
         named = {"model": self.model_dir, "corpus": self.corpus, "canonical": self.canonical,
                  "canonical_heldout": self.canonical_heldout, "eval_data": self.eval_data,
-                 "meta": self.meta if self.meta_percent > 0 else None}
+                 "meta": self.meta if self.meta_percent > 0 else None,
+                 "manifest": self.manifest}
         return {k: Path(v) for k, v in named.items() if v is not None}
 
 
@@ -96,10 +101,13 @@ def train_lm(
     val = read_texts(inputs.eval_data, valid_only=True) if inputs.eval_data else []
     heldout = (read_texts(inputs.canonical_heldout)[: cfg.eval_documents]
                if inputs.canonical_heldout else [])
+    curve = (CurveStrings.from_files(inputs.manifest, inputs.eval_data, inputs.exact_max_strings)
+             if inputs.manifest is not None and inputs.eval_data is not None else None)
     digests = {name: path_digest(p) for name, p in inputs.files().items()}
     settings = {"training": dataclasses.asdict(cfg), "seed": seed,
                 "meta_percent": inputs.meta_percent, "precision": precision,
-                "num_processes": accelerator.num_processes}
+                "num_processes": accelerator.num_processes,
+                "exact_max_strings": inputs.exact_max_strings if curve else None}
     key = run_key(settings, digests)
     ckpt_dir = Path(checkpoint_root) / key
     resume = latest_checkpoint(ckpt_dir)
@@ -143,6 +151,10 @@ def train_lm(
         for name, batches in eval_sets.items():
             loss = estimate_loss(net, batches, accelerator)
             out |= {f"{name}_loss": loss, f"{name}_ppl": math.exp(min(loss, 50.0))}
+        if curve is not None:
+            was_training = net.training
+            out |= curve.score(net.eval(), tokenizer, batch_size=64)
+            net.train(was_training)
         return out
 
     def save(p: Progress) -> None:
@@ -176,6 +188,9 @@ def train_lm(
         save_model_dir(out_dir / "model", accelerator.unwrap_model(model, keep_torch_compile=False),
                        tokenizer, info)
         write_text(out_dir / "train_log.csv", history_csv(progress.history))
+        if curve is not None:
+            write_json(out_dir / "learning_curve.json",
+                       curve.record(progress.history, metrics["achieved_synthetic_share"]))
         write_json(out_dir / "config.json", resolved)
         write_json(out_dir / "train_metrics.json", metrics)
         if not keep_checkpoints:

@@ -280,7 +280,7 @@ def train_loop(
         ))
         if writer is not None:
             for k, v in row.items():
-                if v is not None and k != "step":
+                if isinstance(v, int | float) and k != "step":
                     writer.add_scalar(k, v, progress.step)
 
     if progress.step == 0:

@@ -51,9 +51,10 @@ def read_texts(path: Path, valid_only: bool = False) -> list[str]:
 
 
 def history_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The eval history as CSV: step, tokens, lr, train columns first, then the rest sorted."""
+    """The eval history as CSV: step, tokens, lr, train columns first, then the rest sorted
+    (per-string lists, such as the learning curve's, go to their own file)."""
     first = ["step", "epoch", "tokens", "lr", "train_loss", "train_seconds"]
-    keys = {k for row in rows for k in row}
+    keys = {k for row in rows for k, v in row.items() if not isinstance(v, list | tuple)}
     columns = [k for k in first if k in keys] + sorted(keys - set(first))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
