@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", type=Path, help="one grammar's summary.csv")
     parser.add_argument("--pair", nargs=2, action="append", default=[],
                         metavar=("CONDITION", "REFERENCE"), help="a contrast to make")
-    parser.add_argument("--run", nargs=5, action="append", default=[],
+    parser.add_argument("--run", dest="runs", nargs=5, action="append", default=[],
                         metavar=("CONDITION", "SEED", "SCORES", "SAMPLES", "CURVE"),
                         help="one run's per-string scores, samples and learning curve")
     parser.add_argument("--manifest", type=Path, default=None,
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         frame = summary.read_summaries([args.summary])
         runs = {(c, int(s)): contrasts.RunData(Path(sc), Path(sa), Path(cu))
-                for c, s, sc, sa, cu in args.run}
+                for c, s, sc, sa, cu in args.runs}
         manifest = read_json(args.manifest) if args.manifest else None
         table = contrasts.grammar_contrasts(frame, [tuple(p) for p in args.pair], runs,
                                             manifest, args.resamples)

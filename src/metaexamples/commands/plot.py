@@ -17,7 +17,7 @@ FIGURES = ("metrics_by_condition.png", "loss_curves.png", "by_negative_type.png"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", type=Path, required=True,
                         help="the grammar's summary CSV (results/{grammar}/summary.csv)")
-    parser.add_argument("--run", nargs=4, action="append", default=[],
+    parser.add_argument("--run", dest="runs", nargs=4, action="append", default=[],
                         metavar=("CONDITION", "SEED", "TRAIN_LOG", "CURVE"),
                         help="one run's train_log.csv and learning_curve.json")
     parser.add_argument("--speed-threshold", type=float, default=5.0,
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
     grammar = grammars[0]
     table = aggregate.by_condition(frame)
     logs, curves = {}, {}
-    for condition, seed, log_path, curve_path in args.run:
+    for condition, seed, log_path, curve_path in args.runs:
         key = (condition, int(seed))
         log_frame = plots.read_train_log(Path(log_path))
         if log_frame is not None:

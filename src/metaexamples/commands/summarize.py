@@ -21,7 +21,7 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grammar", help="summarise this grammar's runs")
-    parser.add_argument("--run", nargs=6, action="append", default=[],
+    parser.add_argument("--run", dest="runs", nargs=6, action="append", default=[],
                         metavar=("CONDITION", "SEED", "PERPLEXITY", "GENERATION", "TRAIN",
                                  "CURVE"),
                         help="one trained run: its condition, seed and four files")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         for name, *_ in args.reference:
             if name not in summary.REFERENCES:
                 raise ValueError(f"--reference {name}: must be one of {list(summary.REFERENCES)}")
-        for condition, seed, ppl, gen, train, curve in args.run:
+        for condition, seed, ppl, gen, train, curve in args.runs:
             files.append(summary.RunFiles(condition, int(seed), Path(ppl), Path(gen),
                                           Path(train), Path(curve)))
         frame = summary.grammar_summary(args.grammar, files, args.speed_threshold)
