@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -16,9 +18,9 @@ from .conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -39,9 +41,11 @@ def test_dry_run_plans_the_whole_matrix():
     assert proc.returncode == 0, proc.stderr
     jobs = planned_jobs(proc.stdout)
     assert jobs["generate_data"] == 3
-    # 3 grammars x 2 conditions x 2 seeds, when the training stage is wired in
-    if "train" in jobs:
-        assert jobs["train"] == 12
+    assert jobs["train"] == 12  # 3 grammars x 2 conditions x 2 seeds
+    assert jobs["evaluate"] == 12 + 2 * 3  # and each grammar's baseline and oracle
+    assert jobs["contrast_grammar"] == 3 and jobs["contrast"] == 1
+    # the grammar model, its initialisation for seed 1, and the Nim model
+    assert jobs["prepare_model"] == 3
 
 
 @pytest.mark.parametrize("cores", [1, 2, 8, 64])
@@ -210,3 +214,41 @@ def test_rebuilds_only_what_changed(workdir):
     assert proc.returncode == 0, proc.stderr
     assert planned_jobs(proc.stdout) == {"generate_data": 1}
     assert "wildcards: grammar=g2" in proc.stdout
+
+
+def test_three_seed_contrasts_agree_with_paired_differences_of_the_summary(workdir):
+    """g1, examples and meta_10pct, 3 seeds of short training: every contrasts.csv row is
+    the paired t over the seeds' differences recomputed from summary.csv."""
+    from metaexamples import stats
+    from metaexamples.grammar.contrasts import CONTRAST_METRICS
+
+    (workdir / "three.yaml").write_text(yaml.safe_dump({
+        "experiment": {"grammars": ["g1"], "seeds": [0, 1, 2]},
+        "evaluation": {"exact_max_strings": 30}}))
+    args = ("--configfile", ".test/config.yaml", "three.yaml", "--cores", "2")
+    proc = snakemake(*args, "results/g1/contrasts.csv", cwd=workdir, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = pd.read_csv(workdir / "results/g1/summary.csv")
+    table = pd.read_csv(workdir / "results/g1/contrasts.csv")
+    assert set(table["scope"]) == {"condition"} and set(table["n"]) <= {3}
+    assert {"excess_nll", "auroc", "curve_mean_excess_nll"} <= set(table["metric"])
+    for row in table.itertuples():
+        sign = 1.0 if CONTRAST_METRICS[row.metric] == "higher" else -1.0
+        a = summary[summary["condition"] == row.condition].set_index("seed")[row.metric]
+        b = summary[summary["condition"] == row.reference].set_index("seed")[row.metric]
+        diffs = (sign * (a - b)).dropna()
+        expected = stats.paired_t(diffs.to_numpy())
+        assert row.n == len(diffs)
+        assert row.estimate == pytest.approx(expected.interval.estimate, rel=1e-6, abs=1e-9)
+        if len(diffs) >= 2 and np.isfinite(expected.interval.low):
+            assert (row.ci_low, row.ci_high) == pytest.approx(
+                (expected.interval.low, expected.interval.high), rel=1e-6, abs=1e-9)
+            assert row.p_value == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
+    assert table["p_holm"].dropna().ge(table["p_value"].dropna()).all()
+    # each seed's runs start from their own initialisation, shared by both conditions
+    models = workdir / "data" / "models"
+    weights = [(models / name / "model.safetensors").read_bytes()
+               for name in ("tiny-olmo", "tiny-olmo.init1", "tiny-olmo.init2")]
+    assert len(set(weights)) == 3
+    config = (workdir / "results/runs/g1/meta_10pct/seed2/config.json").read_text()
+    assert "tiny-olmo.init2" in config

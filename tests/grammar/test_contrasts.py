@@ -124,7 +124,7 @@ def _write_run(tmp_path, name: str, shift: float, rng: np.random.Generator) -> c
     scores.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     samples = tmp_path / f"{name}_samples.jsonl"
     lines = []
-    for i in range(100):
+    for _ in range(100):
         fmt = rng.random() < 0.9 - shift
         length = int(rng.integers(1, 7))
         lines.append({"format_valid": bool(fmt), "rule_valid": bool(fmt and rng.random() < 0.5),

@@ -17,7 +17,8 @@ from metaexamples.grammar.languages import make_grammar
 ALPHABET = ["■", "¥", "†"]
 FOREIGN = ["¿"]
 QUICK = json.dumps({"evaluation": {"bootstrap_resamples": 20, "batch_size": 4, "samples": 5,
-                                   "sample_batch_size": 2, "max_new_tokens": 6}})
+                                   "sample_batch_size": 2, "max_new_tokens": 6,
+                                   "exact_max_strings": 3}})
 
 
 def _write(path, rows):
@@ -76,7 +77,8 @@ def test_evaluate_cli_scores_and_samples_in_one_job(tmp_path, tiny_model_dir):
     for name in ("scores.jsonl", "samples.jsonl"):  # deterministic
         assert (out / name).read_text() == (tmp_path / "b" / name).read_text()
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
-    assert {r["split"] for r in rows} == {"val", "test", "canonical"}
+    assert {r["split"] for r in rows} == {"exact", "val", "test", "canonical"}
+    assert len([r for r in rows if r["split"] == "exact"]) == 6  # lengths 1 and 2: 3 each
     assert len([r for r in rows if r["split"] == "test"]) == 7
     ppl = json.loads((out / "perplexity_metrics.json").read_text())
     test = ppl["splits"]["test"]
@@ -84,7 +86,11 @@ def test_evaluate_cli_scores_and_samples_in_one_job(tmp_path, tiny_model_dir):
             "n_unclosed_tag", "excess_nll_len1"} <= set(test)
     assert test["n_empty"] == 1
     assert ppl["negative_types"]["test"]["empty"]["interval"].startswith("n < 20")
-    assert ppl["excess_nll_missing_lengths"]["test"] == [2, 4]  # no test string of length 2, 4
+    # lengths 1, 2 exact (at most 3 strings), 3 from its two test strings, 4 from none:
+    # the KL is undefined, never renormalised over the others
+    assert ppl["exact_lengths"] == [1, 2]
+    assert ppl["excess_nll_missing_lengths"]["test"] == [4]
+    assert test["excess_nll"] is None and test["n_valid_len1"] == 3
     assert ppl["canonical"]["canonical_documents"] == 2
     lo, hi = ppl["intervals"]["test.auroc"]
     assert lo <= test["auroc"] <= hi

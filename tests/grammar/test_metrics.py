@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from metaexamples import stats
+from metaexamples.grammar import excess as excess_mod
 from metaexamples.grammar import metrics
 
 
@@ -75,8 +76,12 @@ def _table() -> pd.DataFrame:
 def test_split_metrics_by_hand():
     out = metrics.split_metrics(_table(), DIST)
     assert metrics.split_metrics(metrics.columns(_table()), DIST) == out
-    # P(L)-weighted over the lengths present (1 and 2): (0.5 * 1 + 0.25 * 2) / 0.75
-    assert out["excess_nll"] == pytest.approx((0.5 * 1 + 0.25 * 2) / 0.75)
+    # no string of length 3 and none scored exactly: the KL is undefined, never renormalised
+    assert math.isnan(out["excess_nll"])
+    # with length 3 scored exactly (every string of it 4 nats off): 0.5 * 1 + 0.25 * (2 + 4)
+    exact = metrics.split_metrics(_table(), DIST, exact={3: 4.0}, exact_counts={3: 8})
+    assert exact["excess_nll"] == pytest.approx(0.5 * 1 + 0.25 * 2 + 0.25 * 4)
+    assert exact["excess_nll_len3"] == 4.0 and exact["n_valid_len3"] == 8
     assert out["excess_nll_string_mean"] == pytest.approx(((3 - 2) + (6 - 4)) / 2)
     assert out["excess_nll_len2"] == 2.0 and math.isnan(out["excess_nll_len3"])
     assert out["n_valid_len3"] == 0 and out["n_minimal_edit"] == 2 and out["n_empty"] == 1
@@ -95,10 +100,10 @@ def test_weighted_excess_nll_is_unbiased_where_the_string_mean_is_not():
     true_kl = 0.5 * 1.0 + 0.5 * 5.0  # the model is 1 nat off at length 2, 5 nats at 8
     lengths = np.array([2] * 5 + [8] * 95)  # distinct strings: few short ones exist
     excess = np.where(lengths == 2, 1.0, 5.0) + rng.normal(0, 0.01, len(lengths))
-    weighted, per_length, missing = metrics.excess_nll_by_length(lengths, excess, dist)
+    weighted = excess_mod.excess_nll(lengths, excess, dist).interval.estimate
     assert weighted == pytest.approx(true_kl, abs=0.01)
     assert float(excess.mean()) > true_kl + 1.5
-    assert per_length[2][1] == 5 and missing == []
+    assert excess_mod.per_length(lengths, excess, dist)[2][1] == 5
 
 
 def test_split_metrics_without_minimal_edits_is_nan():
@@ -110,10 +115,11 @@ def test_split_metrics_without_minimal_edits_is_nan():
 def test_cluster_bootstrap_resamples_a_string_with_its_negatives():
     table = _table()
     cols = metrics.columns(table)
-    iv = stats.cluster_bootstrap(lambda i: metrics.split_metrics(metrics.take(cols, i), DIST),
-                                 table["cluster"], np.random.default_rng(0), resamples=200)
-    lo, hi = iv["excess_nll"]
-    assert 1.0 <= lo <= hi <= 2.0
+    iv = stats.cluster_bootstrap(
+        lambda i: metrics.split_metrics(metrics.take(cols, i), DIST, exact={3: 0.0}),
+        table["cluster"], np.random.default_rng(0), resamples=200)
+    lo, hi = iv["auroc"]
+    assert 0.0 <= lo <= hi <= 1.0
     # a resample holds v1 or v2 with its own negatives: v1's edit is always below it
     lo, hi = iv["pair_accuracy_minimal_edit"]
     assert lo == 0.0 and hi == 1.0

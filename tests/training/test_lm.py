@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 
+import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
@@ -76,3 +77,38 @@ def test_a_per_grammar_max_steps_is_resolved_by_grammar_or_replaced():
         resolve(parser.parse_args(base))
     with pytest.raises(ConfigError, match="no entry for 'g2'"):
         resolve(parser.parse_args([*base, "--grammar", "g2"]))
+
+
+def test_a_run_with_its_grammar_writes_the_val_excess_nll_curve(train_args, tmp_path,
+                                                                restore_threads):
+    from metaexamples.grammar.excess import curve_summaries
+    from metaexamples.grammar.languages import make_grammar
+    from metaexamples.io import write_jsonl
+
+    from .conftest import SYMBOLS
+
+    g = make_grammar("g1", tuple(SYMBOLS), 1, 4)
+    rng = np.random.default_rng(0)
+    val = tmp_path / "val.jsonl"
+    strings = {tuple(g.sample(rng)) for _ in range(40)}
+    write_jsonl(val, [{"text": " ".join(["<g1>", *s, "</g1>"]), "symbols": list(s),
+                       "valid": True, "logp_true": g.logp(s)} for s in sorted(strings)])
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"grammar": "g1", "alphabet": SYMBOLS, "min_length": 1,
+                                    "max_length": 4}))
+    out = tmp_path / "run"
+    argv = train_args(out, tmp_path / "ckpt", "--manifest", str(manifest),
+                      "--exact-max-strings", "25")
+    argv[argv.index("--eval-data") + 1] = str(val)
+    assert cli.main(argv) == 0
+    curve = json.loads((out / "learning_curve.json").read_text())
+    assert curve["steps"] == [0, 3, 6]
+    assert sum(curve["exact"]) == 5 + 25  # every string of lengths 1 and 2
+    assert all(n > 2 for n, e in zip(curve["lengths"], curve["exact"], strict=True) if not e)
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    logged = [float(r["val_excess_nll"]) for r in rows]
+    assert logged == pytest.approx(curve["excess_nll"])
+    assert logged[-1] < logged[0]  # it learns
+    summary = curve_summaries(curve, threshold=logged[0])
+    assert summary["tokens_to_threshold"] == 0.0
+    assert summary["curve_final_excess_nll"] == pytest.approx(logged[-1])

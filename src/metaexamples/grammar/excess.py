@@ -202,7 +202,9 @@ class CurveStrings:
             raise DataFileError(f"{manifest_path}: missing key {err}") from err
         enumerated = exact_rows(grammar, max_strings)
         covered = {len(r["symbols"]) for r in enumerated}
-        val = [r for r in read_jsonl(val_path, required=("text", "symbols", "valid", "logp_true"))
+        val = [{"text": r["text"], "symbols": r["symbols"], "valid": True,
+                "negative_type": None, "logp_true": r["logp_true"]}
+               for r in read_jsonl(val_path, required=("text", "symbols", "valid", "logp_true"))
                if r["valid"] and len(r["symbols"]) not in covered]
         return cls(grammar.name, enumerated + val, [True] * len(enumerated) + [False] * len(val),
                    {int(k): float(v) for k, v in grammar.length_distribution().items()})

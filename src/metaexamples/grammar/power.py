@@ -74,7 +74,6 @@ def seeds_table(frame: pd.DataFrame, effects: Sequence[Effect],
                 rows.append({"grammar": grammar, "condition": condition, "reference": reference,
                              "metric": m, "pilot_seeds": len(diffs), "sd_difference": sd,
                              "reference_mean": ref_mean, "effect": size,
-                             "effect_asked": f"{effect.size:g}" + (" of the reference" if
-                                                                  effect.relative else ""),
+                             "relative_effect": effect.size if effect.relative else math.nan,
                              "alpha": alpha, "power": power, "seeds_needed": needed})
     return pd.DataFrame(rows)
