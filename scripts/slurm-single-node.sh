@@ -157,6 +157,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
+AccountingStoreFlags=job_comment
 MpiDefault=none
 ReturnToService=2
 KillWait=5

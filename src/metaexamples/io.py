@@ -62,7 +62,29 @@ def as_write_error(
     if found:
         code = int(found.group(1))
         return FileWriteError(operation, path, code, os.strerror(code))
+    if disk_is_full(path):
+        # writers that lose the errno: torch.save's zip writer says only "[enforce fail at
+        # inline_container.cc] unexpected pos N vs M" when the disk fills under it
+        return FileWriteError(operation, path, errno.ENOSPC,
+                              f"{os.strerror(errno.ENOSPC)} ({type(err).__name__}: {err})")
     return None
+
+
+# Left free when a write fails for want of space: less than one write buffer.
+FULL_DISK_BYTES = 1 << 20
+
+
+def disk_is_full(path: str | os.PathLike[str]) -> bool:
+    """True when the filesystem holding `path` (or its nearest existing parent) has less
+    than FULL_DISK_BYTES available."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
 
 
 @contextlib.contextmanager
@@ -95,10 +117,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def is_disk_full(err: BaseException) -> bool:
-    """True for ENOSPC / EDQUOT (a full disk or an exhausted quota)."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def dumps_json(obj: Any) -> str:

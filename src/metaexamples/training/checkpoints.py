@@ -89,8 +89,8 @@ def save_checkpoint(
         # a full disk mid-save: free what the partial checkpoint took and say where it was
         # (safetensors' own error names no file); the previous checkpoint stays the resume
         # point of the next run
+        wrapped = as_write_error(err, tmp, operation="saving checkpoint")  # before freeing
         shutil.rmtree(tmp, ignore_errors=True)
-        wrapped = as_write_error(err, tmp, operation="saving checkpoint")
         if wrapped is None or wrapped is err:
             raise
         raise wrapped from err
