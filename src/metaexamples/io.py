@@ -32,8 +32,9 @@ class FileWriteError(OSError):
     the cause, so callers can still test ``err.errno == errno.ENOSPC``.
     """
 
-    def __init__(self, operation: str, path: str | os.PathLike[str], err_no: int | None,
-                 reason: str) -> None:
+    def __init__(
+        self, operation: str, path: str | os.PathLike[str], err_no: int | None, reason: str
+    ) -> None:
         super().__init__(err_no, reason, str(path))
         self.operation = operation
 
@@ -65,8 +66,12 @@ def as_write_error(
     if disk_is_full(path):
         # writers that lose the errno: torch.save's zip writer says only "[enforce fail at
         # inline_container.cc] unexpected pos N vs M" when the disk fills under it
-        return FileWriteError(operation, path, errno.ENOSPC,
-                              f"{os.strerror(errno.ENOSPC)} ({type(err).__name__}: {err})")
+        return FileWriteError(
+            operation,
+            path,
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)} ({type(err).__name__}: {err})",
+        )
     return None
 
 
@@ -116,7 +121,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise wrapped from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
 
 
 def dumps_json(obj: Any) -> str:

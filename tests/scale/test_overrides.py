@@ -22,9 +22,18 @@ __all__ = ["clone"]  # the fixture, used by the tests below
 
 # `--set-resources train:slurm_partition=a100`, `--set-resources RULE:KEY=VALUE`, ...
 ONE_RULE_OVERRIDE = re.compile(r"--set-resources[\s=]+[`'\"]?[\w{}<>-]+:[\w{}<>-]+=")
-WHERE_USERS_READ = ["README.md", "docs/*.md", "slurm/*.yaml", "lambda/*.yaml",
-                    "profiles/**/*.yaml", "src/**/*.py", "workflow/**/*.smk", "scripts/*",
-                    "Snakefile", "config/*.yaml"]
+WHERE_USERS_READ = [
+    "README.md",
+    "docs/*.md",
+    "slurm/*.yaml",
+    "lambda/*.yaml",
+    "profiles/**/*.yaml",
+    "src/**/*.py",
+    "workflow/**/*.smk",
+    "scripts/*",
+    "Snakefile",
+    "config/*.yaml",
+]
 
 
 def test_no_document_or_message_recommends_a_one_rule_set_resources_override():
@@ -36,10 +45,13 @@ def test_no_document_or_message_recommends_a_one_rule_set_resources_override():
             text = path.read_text(encoding="utf-8", errors="replace")
             # a sentence may wrap: look at the text with line breaks and comment marks folded
             folded = re.sub(r"\n\s*#?\s*", " ", text)
-            found += [f"{path.relative_to(REPO)}: {m.group(0)}"
-                      for m in ONE_RULE_OVERRIDE.finditer(folded)]
+            found += [
+                f"{path.relative_to(REPO)}: {m.group(0)}"
+                for m in ONE_RULE_OVERRIDE.finditer(folded)
+            ]
     assert not found, "these recommend an override that drops the profile's resources:\n" + (
-        "\n".join(found))
+        "\n".join(found)
+    )
 
 
 def test_each_slurm_job_runs_as_many_threads_as_cpus_it_books():
@@ -70,8 +82,7 @@ def test_a_copied_profile_changes_one_rule_and_keeps_the_rest(clone):
     proc = snakemake(clone, "--profile", name, "-n", "results/summary.csv")
     assert proc.returncode == 0, proc.output[-4000:]
     train = _rule_block(proc.output, "train", "resources")
-    for part in ("slurm_partition=a100", "gpu=1", "cpus_per_gpu=8", "mem_mb=64000",
-                 "runtime=360"):
+    for part in ("slurm_partition=a100", "gpu=1", "cpus_per_gpu=8", "mem_mb=64000", "runtime=360"):
         assert part in train, train
     evaluate = _rule_block(proc.output, "evaluate", "resources")
     for part in ("slurm_partition=gpu", "gpu=1", "cpus_per_gpu=4", "mem_mb=32000"):
@@ -86,8 +97,16 @@ def test_a_command_line_set_resources_drops_the_profiles_block(clone):
     Should Snakemake ever merge per rule, this fails, and docs/scale.md can say so.
     """
     require_slurm_plugin()
-    proc = snakemake(clone, "--profile", "slurm", "-n", "--set-resources",
-                     "train:slurm_partition=a100", "--", "results/summary.csv")
+    proc = snakemake(
+        clone,
+        "--profile",
+        "slurm",
+        "-n",
+        "--set-resources",
+        "train:slurm_partition=a100",
+        "--",
+        "results/summary.csv",
+    )
     assert proc.returncode == 0, proc.output[-4000:]
     train = _rule_block(proc.output, "train", "resources")
     assert "slurm_partition=a100" in train

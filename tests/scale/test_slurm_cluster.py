@@ -46,8 +46,9 @@ def cluster_problem() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sacct") is None:
         return "no Slurm client on PATH (sinfo/sacct); start one: scripts/slurm-single-node.sh up"
     try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True,
-                              timeout=20)
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 20 s"
     if proc.returncode != 0:
@@ -65,8 +66,16 @@ def cluster_problem() -> str | None:
 
 def checkout_copy(root: Path) -> Path:
     """The files of a fresh clone (tracked plus not ignored), and the pinned OLMo wheel."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +89,7 @@ def checkout_copy(root: Path) -> Path:
 def small_config(path: Path) -> Path:
     """The g1 branch at the sizes of .test/config.yaml: 2 runs of 8 steps."""
     cfg = yaml.safe_load((REPO / ".test" / "config.yaml").read_text(encoding="utf-8"))
-    cfg["experiment"] = {"grammars": ["g1"], "conditions": ["examples", "meta_10pct"],
-                         "seeds": [0]}
+    cfg["experiment"] = {"grammars": ["g1"], "conditions": ["examples", "meta_10pct"], "seeds": [0]}
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
 
@@ -97,8 +105,7 @@ def resized_slurm_profile(clone: Path, configfile: Path) -> str:
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text(encoding="utf-8"))
     profile["configfile"] = [str(configfile)]
     profile["set-threads"] = {k: JOB_CPUS for k in profile["set-threads"]}
-    profile["default-resources"] |= {"mem_mb": 1000, "runtime": 15,
-                                     "slurm_account": "metaexamples"}
+    profile["default-resources"] |= {"mem_mb": 1000, "runtime": 15, "slurm_account": "metaexamples"}
     for res in profile["set-resources"].values():
         for key in list(res):
             if key == "mem_mb":
@@ -114,27 +121,38 @@ def resized_slurm_profile(clone: Path, configfile: Path) -> str:
 
 
 def run(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("METAEXAMPLES_", "CUDA_", "SNAKEMAKE_", "SLURM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("METAEXAMPLES_", "CUDA_", "SNAKEMAKE_", "SLURM_"))
+    }
     env["PATH"] = os.pathsep.join([BIN, "/usr/local/bin", "/usr/bin", "/bin"])
-    return subprocess.run(["snakemake", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def planned(output: str) -> collections.Counter:
     table = output.split("Job stats:")[1].split("\n\n")[0]
-    return collections.Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$",
-                                                                     table, re.M)
-                                if m[1] != "total"})
+    return collections.Counter(
+        {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+    )
 
 
 def slurm_jobs(workdir: Path, since: str) -> list[dict[str, str]]:
     """Every Slurm job started from `workdir` since `since`: id, state, rule, partition."""
     fields = ["JobIDRaw", "State", "Comment", "Partition", "WorkDir", "AllocTRES"]
-    proc = subprocess.run(["sacct", "-X", "-P", "-n", "-a", "-S", since, "-o", ",".join(fields)],
-                          capture_output=True, text=True, check=True)
-    rows = [dict(zip(fields, line.split("|"), strict=True))
-            for line in proc.stdout.splitlines() if line.strip()]
+    proc = subprocess.run(
+        ["sacct", "-X", "-P", "-n", "-a", "-S", since, "-o", ",".join(fields)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [
+        dict(zip(fields, line.split("|"), strict=True))
+        for line in proc.stdout.splitlines()
+        if line.strip()
+    ]
     return [r for r in rows if Path(r["WorkDir"]) == workdir]
 
 
@@ -157,10 +175,24 @@ def test_g1_branch_through_slurm_equals_a_local_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SNAKEMAKE_"))}
     env["PATH"] = os.pathsep.join([BIN, "/usr/bin", "/bin"])
     threads = [f"{rule}={JOB_CPUS}" for rule in ("train", "evaluate")]
-    local = subprocess.Popen(["snakemake", "--cores", "2", "--set-threads", *threads,
-                              "--configfile", str(configfile), "--", TARGET], cwd=local_clone,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    local = subprocess.Popen(
+        [
+            "snakemake",
+            "--cores",
+            "2",
+            "--set-threads",
+            *threads,
+            "--configfile",
+            str(configfile),
+            "--",
+            TARGET,
+        ],
+        cwd=local_clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         proc = run(slurm_clone, "--profile", profile, TARGET)
     finally:
@@ -174,16 +206,18 @@ def test_g1_branch_through_slurm_equals_a_local_run(tmp_path):
     expected = planned(out)
     assert sum(expected.values()) == 13, expected
     jobs = slurm_jobs(slurm_clone, since)
-    rules = collections.Counter(re.match(r"rule_(\w+?)(?:_wildcards_|$)", j["Comment"])[1]
-                                for j in jobs)
+    rules = collections.Counter(
+        re.match(r"rule_(\w+?)(?:_wildcards_|$)", j["Comment"])[1] for j in jobs
+    )
     assert rules == expected, (rules, expected, jobs)
     assert all(j["State"] == "COMPLETED" for j in jobs), jobs
     by_rule = collections.defaultdict(list)
     for j in jobs:
         by_rule[re.match(r"rule_(\w+?)(?:_wildcards_|$)", j["Comment"])[1]].append(j)
     # the profile's mapping reached Slurm: evaluation on the gpu partition with a GPU
-    assert all(j["Partition"] == "gpu" and "gres/gpu=1" in j["AllocTRES"]
-               for j in by_rule["evaluate"]), by_rule["evaluate"]
+    assert all(
+        j["Partition"] == "gpu" and "gres/gpu=1" in j["AllocTRES"] for j in by_rule["evaluate"]
+    ), by_rule["evaluate"]
     assert all(j["Partition"] == "gpu" for j in by_rule["train"])
     assert all(j["Partition"] == "cpu" for j in by_rule["generate_data"])
 

@@ -62,11 +62,16 @@ def small_disk(tmp_path) -> Iterator[SmallDisk]:
     mnt.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("cannot mount a small filesystem here: no `mount` command")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=240m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=240m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        pytest.skip("cannot mount a small filesystem here (needs root or CAP_SYS_ADMIN): "
-                    f"{(proc.stderr or proc.stdout).strip()}")
+        pytest.skip(
+            "cannot mount a small filesystem here (needs root or CAP_SYS_ADMIN): "
+            f"{(proc.stderr or proc.stdout).strip()}"
+        )
     try:
         yield SmallDisk(mnt)
     finally:
@@ -74,8 +79,11 @@ def small_disk(tmp_path) -> Iterator[SmallDisk]:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def leftovers(root: Path) -> list[str]:
@@ -89,7 +97,8 @@ def test_download_into_a_full_disk_names_the_wheel_and_reruns_cleanly(small_disk
     index = small_disk.root.parent / "index"
     index.mkdir()
     os.link(source, index / source.name) if source.stat().st_dev == index.stat().st_dev else (
-        shutil.copy2(source, index / source.name))
+        shutil.copy2(source, index / source.name)
+    )
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
@@ -113,8 +122,7 @@ def test_download_into_a_full_disk_names_the_wheel_and_reruns_cleanly(small_disk
 
 def _untimed_log(run: Path) -> list[dict[str, str]]:
     with (run / "train_log.csv").open(encoding="utf-8") as fh:
-        return [{k: v for k, v in row.items() if "seconds" not in k}
-                for row in csv.DictReader(fh)]
+        return [{k: v for k, v in row.items() if "seconds" not in k} for row in csv.DictReader(fh)]
 
 
 def _checkpoint_bytes(ckpt_root: Path) -> int:
@@ -157,9 +165,23 @@ def test_evaluation_write_on_a_full_disk_names_the_file_and_reruns_cleanly(
     small_disk, tmp_path, tiny_model_dir, caplog
 ):
     data, tokens, heldout = make_data_dir(tmp_path)
-    argv = ["evaluate", "--model-dir", str(tiny_model_dir), "--data-dir", str(data),
-            "--tokens", str(tokens), "--canonical-heldout", str(heldout), "--settings", QUICK,
-            "--seed", "1", "--threads", "1"]
+    argv = [
+        "evaluate",
+        "--model-dir",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(data),
+        "--tokens",
+        str(tokens),
+        "--canonical-heldout",
+        str(heldout),
+        "--settings",
+        QUICK,
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+    ]
     ref = tmp_path / "ref"
     assert main([*argv, "--out-dir", str(ref)]) == 0
 
