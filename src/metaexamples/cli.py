@@ -31,6 +31,7 @@ COMMANDS = {
     "power": "power",
     "plot": "plot",
     "with-gpus": "gpus",
+    "clean-checkpoints": "checkpoints",
 }
 
 
@@ -46,6 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for the log: an OSError says which file (and what was done with it).
+
+    `io.FileWriteError` already reads "writing PATH: reason"; a plain OSError that carries
+    a file name becomes "PATH: reason" (Python's own text quotes it after the errno); one
+    without a name (a write to an open file) keeps its text and the cause it came from.
+    """
+    from metaexamples.io import FileWriteError
+
+    if isinstance(err, FileWriteError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        names = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+        return f"{names}: {err.strerror or err}"
+    cause = err.__cause__
+    if cause is not None and str(cause) not in str(err):
+        return f"{err} ({type(cause).__name__}: {cause})"
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -57,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (ValueError, RuntimeError, OSError) as err:
-        logging.getLogger("metaexamples").error("%s", err)
+        logging.getLogger("metaexamples").error("%s", describe_error(err))
         return 1
     return 0
 

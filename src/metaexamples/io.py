@@ -1,15 +1,19 @@
 """File helpers: atomic writes and JSONL reading that names the file on failure.
 
 Every output of every stage goes through `atomic_path`, so an interrupted job never
-leaves a file that a later run could mistake for complete.
+leaves a file that a later run could mistake for complete, and a failed write (a full
+disk, a read-only directory) is a `FileWriteError` that names the output and what was
+being done: ``writing results/g1/.../samples.jsonl: No space left on device``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,21 +25,100 @@ class DataFileError(ValueError):
     """A data file is missing, empty, truncated or malformed."""
 
 
+class FileWriteError(OSError):
+    """An operating-system error while writing a named output.
+
+    ``str()`` is ``"<operation> <path>: <reason>"``; `errno` and `filename` are those of
+    the cause, so callers can still test ``err.errno == errno.ENOSPC``.
+    """
+
+    def __init__(
+        self, operation: str, path: str | os.PathLike[str], err_no: int | None, reason: str
+    ) -> None:
+        super().__init__(err_no, reason, str(path))
+        self.operation = operation
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.filename}: {self.strerror}"
+
+
+# A Rust std::io::Error as safetensors (and tokenizers) render it: "... Os { code: 28, ..."
+_RUST_IO_ERROR = re.compile(r"Os \{ code: (\d+)")
+
+
+def as_write_error(
+    err: BaseException, path: str | os.PathLike[str], operation: str = "writing"
+) -> FileWriteError | None:
+    """`err` as a FileWriteError naming `path`, if it is an operating-system error.
+
+    Handles OSError and the I/O errors of Rust-backed writers (safetensors' "Error while
+    serializing: IoError(Os { code: 28, ... })", which names no file). None otherwise.
+    """
+    if isinstance(err, FileWriteError):
+        return err
+    if isinstance(err, OSError):
+        reason = err.strerror or str(err)
+        return FileWriteError(operation, path, err.errno, reason)
+    found = _RUST_IO_ERROR.search(str(err))
+    if found:
+        code = int(found.group(1))
+        return FileWriteError(operation, path, code, os.strerror(code))
+    if disk_is_full(path):
+        # writers that lose the errno: torch.save's zip writer says only "[enforce fail at
+        # inline_container.cc] unexpected pos N vs M" when the disk fills under it
+        return FileWriteError(
+            operation,
+            path,
+            errno.ENOSPC,
+            f"{os.strerror(errno.ENOSPC)} ({type(err).__name__}: {err})",
+        )
+    return None
+
+
+# Left free when a write fails for want of space: less than one write buffer.
+FULL_DISK_BYTES = 1 << 20
+
+
+def disk_is_full(path: str | os.PathLike[str]) -> bool:
+    """True when the filesystem holding `path` (or its nearest existing parent) has less
+    than FULL_DISK_BYTES available."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only on success.
 
-    Works for files and directories. On error the temporary is removed.
+    Works for files and directories. On error the temporary is removed; an operating-system
+    error (ENOSPC, EACCES, ...) becomes a `FileWriteError` naming `path`.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    except OSError as err:
+        raise FileWriteError("writing", final, err.errno, err.strerror or str(err)) from err
     target = tmp / final.name
     try:
         yield target
         if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
         os.replace(target, final)
+    except Exception as err:
+        named = getattr(err, "filename", None)
+        if named is not None and not str(named).startswith(str(tmp)):
+            raise  # about another file (an input read inside the block): its own message
+        wrapped = as_write_error(err, final)
+        if wrapped is None or wrapped is err:
+            raise
+        raise wrapped from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -62,7 +62,8 @@ def check_slurm_partitions(
     if missing:
         raise ClusterError(
             f"Slurm partition(s) {missing} do not exist on this cluster (it has {existing}). "
-            "Set slurm_partition under default-resources / set-resources in slurm/config.yaml, "
-            "or override one rule with --set-resources RULE:slurm_partition=NAME"
+            "Set slurm_partition under default-resources / set-resources in slurm/config.yaml "
+            "(or in a copy of the profile directory, run with --profile COPY; a command-line "
+            "--set-resources would replace the profile's whole set-resources block)"
         )
 

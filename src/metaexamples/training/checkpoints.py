@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from metaexamples.io import DataFileError, dumps_json, read_json, sha256_file
+from metaexamples.io import DataFileError, as_write_error, dumps_json, read_json, sha256_file
 from metaexamples.training.loop import Progress
 
 log = get_logger(__name__)  # logs on the main process only
@@ -73,16 +74,26 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / TRAINER_STATE).write_text(dumps_json(progress.to_dict()), encoding="utf-8")
-        sums = {str(f.relative_to(tmp)): sha256_file(f)
-                for f in sorted(tmp.rglob("*")) if f.is_file()}
-        (tmp / CHECKSUMS).write_text(dumps_json(sums), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+    try:
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / TRAINER_STATE).write_text(dumps_json(progress.to_dict()), encoding="utf-8")
+            sums = {str(f.relative_to(tmp)): sha256_file(f)
+                    for f in sorted(tmp.rglob("*")) if f.is_file()}
+            (tmp / CHECKSUMS).write_text(dumps_json(sums), encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+    except Exception as err:
+        # a full disk mid-save: free what the partial checkpoint took and say where it was
+        # (safetensors' own error names no file); the previous checkpoint stays the resume
+        # point of the next run
+        wrapped = as_write_error(err, tmp, operation="saving checkpoint")  # before freeing
+        shutil.rmtree(tmp, ignore_errors=True)
+        if wrapped is None or wrapped is err:
+            raise
+        raise wrapped from err
         for _, old in checkpoint_steps(root)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
         log.info("checkpoint %s", final)
@@ -121,3 +132,28 @@ def latest_checkpoint(root: Path) -> tuple[Path, Progress] | None:
         return None
     path = steps[-1][1]
     return path, verify_checkpoint(path)
+
+
+def stale_temporaries(root: Path, min_age_s: float = 0.0, now: float | None = None) -> list[Path]:
+    """Every ``<run key>/.step-N.tmp`` under `root` last modified `min_age_s` or more ago.
+
+    A save that was killed or hit a full disk leaves one; the trainer removes those of its
+    own run key when it starts, but one under a key that never trains again (changed
+    settings or inputs) would stay forever. A save in progress keeps touching its
+    directory, so a minimum age keeps a running job's save out of the list.
+    """
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    found = []
+    for tmp in sorted(root.glob("*/.step-*.tmp")):
+        if not tmp.is_dir():
+            continue
+        newest = max((f.stat().st_mtime for f in tmp.rglob("*")), default=tmp.stat().st_mtime)
+        if now - max(newest, tmp.stat().st_mtime) >= min_age_s:
+            found.append(tmp)
+    return found
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
