@@ -160,6 +160,12 @@ TRAIN_MEM_MB = memory_request(CFG.model.name).train_mb
 EVAL_MEM_MB = memory_request(CFG.model.name).eval_mb
 
 
+# Each family's run paths, input functions and figure names, for the rule files (included
+# after this one) and for all_targets below.
+include: "evaluate_common.smk"
+include: "nim_common.smk"
+
+
 def all_targets():
     """The grammar summaries, plots and the Nim summary (functions from the *_common.smk)."""
     grammar = [t for g in GRAMMARS for t in grammar_targets(g)]

@@ -3,8 +3,6 @@
 # One job per evaluated run loads the model once, scores the strings and samples:
 # results/runs/{grammar}/{run}/eval/, where {run} is "{condition}/seed{seed}", "baseline"
 # or "oracle" (see evaluate_common.smk).
-include: "evaluate_common.smk"
-
 
 rule evaluate:
     input:

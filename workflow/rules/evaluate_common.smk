@@ -1,12 +1,12 @@
 # Grammar evaluation and report: run paths, input functions and figure names (the rules
-# are in evaluate.smk, which includes this file, and report.smk, included after it).
+# are in evaluate.smk and report.smk; common.smk includes this file before them).
 # An evaluated "run" is "{condition}/seed{seed}" (a trained model), "baseline" (the
 # untrained base model, step 0) or "oracle" (the grammar's exact distribution, on the base
 # model's tokenizer); all live under results/runs/{grammar}/.
 import re
 
 
-BASELINE_RUN, ORACLE_RUN = "baseline", "oracle"
+from metaexamples.grammar.summary import BASELINE as BASELINE_RUN, ORACLE as ORACLE_RUN
 EVAL_RUN = (f"{BASELINE_RUN}|{ORACLE_RUN}|("
             + "|".join(re.escape(c) for c in CONDITIONS) + r")/seed\d+")
 GRAMMAR_PLOTS = {

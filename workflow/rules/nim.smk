@@ -5,7 +5,6 @@
 # An experiment's data is one directory: its eval sets depend on its settings (per
 # max_remove, per cheat bucket). Cheat experiments draw one more figure, so their plot rule
 # is a variant restricted to them.
-include: "nim_common.smk"
 
 
 rule nim_generate:

@@ -1,5 +1,5 @@
 # Nim experiment family: resolved experiments, wildcard constraint, input functions and
-# targets (the rules are in nim.smk, which includes this file).
+# targets (the rules are in nim.smk; common.smk includes this file before it).
 import re
 
 from metaexamples.nim.experiments import resolve_experiment

@@ -1,7 +1,7 @@
 # Aggregation and figures: results/{grammar}/summary.csv and contrasts.csv per grammar (so
 # one grammar's branch builds or reruns alone), results/summary.csv, summary_by_condition.csv
 # and contrasts.csv over all grammars, and per-grammar plots tagged for the report.
-# Input functions and figure names are in evaluate_common.smk (included by evaluate.smk).
+# Input functions and figure names are in evaluate_common.smk (included by common.smk).
 
 
 rule summarize_grammar:

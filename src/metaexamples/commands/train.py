@@ -17,7 +17,7 @@ from pathlib import Path
 from metaexamples.commands import add_config_arguments, load_sections
 from metaexamples.config import ConfigError, TrainingConfig
 
-# the seed's flags: they override the corresponding training.* settings
+# flags that override the corresponding training.* settings (the original project's names)
 OVERRIDES = {
     "max_steps": int, "eval_steps": int, "learning_rate": float, "batch_size": int,
     "gradient_accumulation_steps": int, "warmup_steps": int, "save_steps": int,

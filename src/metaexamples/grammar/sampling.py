@@ -1,7 +1,7 @@
 """Sampling strings from a model after the opening tag, and judging them.
 
-The earlier code sampled with top-p 0.9 and no terminator, so almost no sample was a
-well-formed string. Here every prompt is ``[EOS] <gK>`` (identical, so the
+Sampling with top-p below 1 and no terminator leaves almost no sample a well-formed
+string, so every prompt is ``[EOS] <gK>`` (identical, so the
 batch needs no padding), sampling uses the full distribution at temperature 1, and each
 sequence stops as soon as its decoded continuation contains the closing tag (or it emits
 EOS, or reaches `max_new_tokens`). Finished sequences are dropped from the batch and

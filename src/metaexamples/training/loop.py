@@ -130,8 +130,8 @@ def check_process_group(num_processes: int, distributed_type: str,
     """Stop when a multi-process launch did not form one process group.
 
     Otherwise each process trains its own copy as "rank 0" and all of them write the same
-    outputs (seen when a 2-GPU launch ran where CUDA was unavailable: accelerate fell back
-    to a single-process state in each of the two processes).
+    outputs: where CUDA is unavailable, accelerate falls back to a single-process state in
+    each of the launched processes.
     """
     launched = launched_processes(env)
     if launched > 1 and num_processes != launched:

@@ -33,7 +33,7 @@ def check_seq_len(model_dir: Path, seq_len: int, key: str) -> None:
 
 
 def read_texts(path: Path, valid_only: bool = False) -> list[str]:
-    """The `text` field of a JSONL file (or the lines of a .txt file, as the seed's eval files).
+    """The `text` field of a JSONL file (or the lines of a .txt file, one text per line).
 
     With `valid_only`, rows whose `valid` field is false are left out.
     """
