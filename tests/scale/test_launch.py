@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from metaexamples.scale.gpu_lease import lease_gpus
-from metaexamples.scale.launch import FSDP_FLAGS, accelerate_command
+from metaexamples.scale.launch import FSDP_FLAGS, accelerate_command, check_process_group
 
 BIN = str(Path(sys.executable).parent)
 SHOW = "import os; print('CVD=' + os.environ['CUDA_VISIBLE_DEVICES'])"
@@ -124,3 +124,15 @@ def test_termination_reaches_the_command_and_frees_the_lease(tmp_path):
     assert proc.wait(timeout=30) == 42  # the command saw SIGTERM and its code came back
     with lease_gpus(1, tmp_path / "locks", total=1, timeout=0) as ids:
         assert ids == ["0"]
+
+
+def test_a_launch_that_did_not_form_one_process_group_stops():
+    torchrun = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "RANK": "0"}
+    with pytest.raises(RuntimeError, match=r"launched as 2 processes .* accelerate sees 1"):
+        check_process_group(1, "NO", torchrun)
+    check_process_group(2, "MULTI_GPU", torchrun)  # one group of two: fine
+    check_process_group(1, "NO", {})  # no launcher: one process
+    with pytest.raises(RuntimeError, match="launched as 4 processes"):  # 2 nodes x 2, 1 formed
+        check_process_group(2, "MULTI_GPU", {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"})
+    with pytest.raises(ValueError, match="WORLD_SIZE='two' is not an integer"):
+        check_process_group(1, "NO", {"WORLD_SIZE": "two"})

@@ -1,4 +1,4 @@
-"""The pure pieces of the shared loop: schedule, progress, settings, the launch check."""
+"""The pure pieces of the shared loop: schedule, progress, settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from metaexamples.training.loop import LoopSettings, Progress, check_process_group, lr_at
+from metaexamples.training.loop import LoopSettings, Progress, lr_at
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -30,15 +30,3 @@ def test_an_anchor_pull_that_would_overshoot_is_rejected():
     LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=499.0)
     with pytest.raises(ValueError, match=r"l2sp_weight × learning_rate = 500.0 × 0.002"):
         LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=500.0)
-
-
-def test_a_launch_that_did_not_form_one_process_group_stops():
-    torchrun = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "RANK": "0"}
-    with pytest.raises(RuntimeError, match=r"launched as 2 processes .* accelerate sees 1"):
-        check_process_group(1, "NO", torchrun)
-    check_process_group(2, "MULTI_GPU", torchrun)  # one group of two: fine
-    check_process_group(1, "NO", {})  # no launcher: one process
-    with pytest.raises(RuntimeError, match="launched as 4 processes"):  # 2 nodes x 2, 1 formed
-        check_process_group(2, "MULTI_GPU", {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"})
-    with pytest.raises(ValueError, match="WORLD_SIZE='two' is not an integer"):
-        check_process_group(1, "NO", {"WORLD_SIZE": "two"})

@@ -1,4 +1,5 @@
-"""Run a command on leased GPUs: `metaexamples with-gpus --gpus N -- CMD ...`.
+"""Run a command on leased GPUs (`metaexamples with-gpus --gpus N -- CMD ...`), and check
+that a multi-process launch formed one process group (`check_process_group`).
 
 The wrapper leases N device ids (`gpu_lease.lease_gpus`), sets `CUDA_VISIBLE_DEVICES` in
 the child's environment *before* the child starts, so CUDA initialises on exactly those
@@ -140,3 +141,38 @@ def _run(cmd: list[str], env: dict[str, str]) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 128 - code if code < 0 else code
+
+
+def launched_processes(env: Mapping[str, str]) -> int:
+    """How many processes the launcher (torchrun, accelerate launch) started: WORLD_SIZE,
+    or LOCAL_WORLD_SIZE on this machine if larger; 1 without a launcher."""
+    counts = []
+    for key in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        value = env.get(key, "").strip()
+        if not value:
+            continue
+        try:
+            counts.append(int(value))
+        except ValueError:
+            raise ValueError(f"environment variable {key}={value!r} is not an integer") from None
+    return max(counts, default=1)
+
+
+def check_process_group(num_processes: int, distributed_type: str,
+                        env: Mapping[str, str]) -> None:
+    """Stop when a multi-process launch did not form one process group.
+
+    Otherwise each process trains its own copy as "rank 0" and all of them write the same
+    outputs: where CUDA is unavailable, accelerate falls back to a single-process state in
+    each of the launched processes.
+    """
+    launched = launched_processes(env)
+    if launched > 1 and num_processes != launched:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE={env.get('WORLD_SIZE')}, "
+            f"LOCAL_WORLD_SIZE={env.get('LOCAL_WORLD_SIZE')}, RANK={env.get('RANK')}) but "
+            f"accelerate sees {num_processes} ({distributed_type}): the processes did not "
+            "form one process group and would train independent copies writing the same "
+            "outputs. Without CUDA launch with --cpu (metaexamples with-gpus --cpu) or run "
+            "one process."
+        )

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from metaexamples.config import TrainingConfig
+from metaexamples.scale.launch import check_process_group
 from metaexamples.training.anchor import L2SPAnchor
 from metaexamples.training.loss import causal_lm_loss, summed_nll, supports_chunked_loss
 
@@ -108,41 +109,6 @@ def make_accelerator(precision: str, gradient_accumulation_steps: int) -> tuple[
     )
     check_process_group(accelerator.num_processes, str(accelerator.distributed_type), os.environ)
     return accelerator, resolved
-
-
-def launched_processes(env: Mapping[str, str]) -> int:
-    """How many processes the launcher (torchrun, accelerate launch) started: WORLD_SIZE,
-    or LOCAL_WORLD_SIZE on this machine if larger; 1 without a launcher."""
-    counts = []
-    for key in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
-        value = env.get(key, "").strip()
-        if not value:
-            continue
-        try:
-            counts.append(int(value))
-        except ValueError:
-            raise ValueError(f"environment variable {key}={value!r} is not an integer") from None
-    return max(counts, default=1)
-
-
-def check_process_group(num_processes: int, distributed_type: str,
-                        env: Mapping[str, str]) -> None:
-    """Stop when a multi-process launch did not form one process group.
-
-    Otherwise each process trains its own copy as "rank 0" and all of them write the same
-    outputs: where CUDA is unavailable, accelerate falls back to a single-process state in
-    each of the launched processes.
-    """
-    launched = launched_processes(env)
-    if launched > 1 and num_processes != launched:
-        raise RuntimeError(
-            f"launched as {launched} processes (WORLD_SIZE={env.get('WORLD_SIZE')}, "
-            f"LOCAL_WORLD_SIZE={env.get('LOCAL_WORLD_SIZE')}, RANK={env.get('RANK')}) but "
-            f"accelerate sees {num_processes} ({distributed_type}): the processes did not "
-            "form one process group and would train independent copies writing the same "
-            "outputs. Without CUDA launch with --cpu (metaexamples with-gpus --cpu) or run "
-            "one process."
-        )
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
