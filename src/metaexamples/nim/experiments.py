@@ -18,7 +18,7 @@ Errors are `ExperimentError`, whose ``key`` is the offending key inside the entr
 ``n_train`` or ``leakage.max_names_only_advantage``), so callers can name the full path::
 
     >>> resolve_experiment("tiny", {}).settings.n_train
-    400
+    1200
     >>> resolve_experiment("x", {"preset": "tiny", "n_train": 0})
     Traceback (most recent call last):
     ...

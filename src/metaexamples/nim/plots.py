@@ -194,10 +194,10 @@ def plot_mistakes_by_answer(rows: Rows, path: str | os.PathLike[str], step: Step
     datasets = sorted(frame["dataset"].unique())
     n_cols = min(3, len(datasets))
     n_rows = -(-len(datasets) // n_cols)
-    fig = Figure(figsize=(4.6 * n_cols, 4.0 * n_rows))
+    fig = Figure(figsize=(4.6 * n_cols, 4.0 * n_rows), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     image = None
-    for ax, dataset in zip(axes.flat, datasets, strict=False):
+    for k, (ax, dataset) in enumerate(zip(axes.flat, datasets, strict=False)):
         part = frame[frame["dataset"] == dataset]
         gold = sorted(set(part["gold_label"]), key=_label_order)
         predicted = sorted(set(part["predicted_label"]) | set(gold), key=_label_order)
@@ -221,7 +221,8 @@ def plot_mistakes_by_answer(rows: Rows, path: str | os.PathLike[str], step: Step
         ax.set_xticks(range(len(predicted)), predicted)
         ax.set_yticks(range(len(gold)), gold)
         ax.set_xlabel("generated answer")
-        ax.set_ylabel("gold answer")
+        if k % n_cols == 0:
+            ax.set_ylabel("gold answer")
         n_wrong = int(part.loc[~part["correct"], "n"].sum())
         ax.set_title(f"{dataset}: {n_wrong} of {int(part['n'].sum())} wrong", fontsize="medium")
     for ax in list(axes.flat)[len(datasets) :]:
