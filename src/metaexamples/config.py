@@ -295,9 +295,15 @@ class NimTrainingConfig:
     eval_batch_size: int = 64
     seeds: tuple[int, ...] = (0,)  # one run each; intervals across them in the summary
     gpus: int = 0  # per training/evaluation job: 0 (CPU) or 1 (the trainer is one process)
+    # AdamW's betas: torch's defaults, with which every Nim result so far was measured.
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
 
     def __post_init__(self) -> None:
         _check_model_name(self.model, "nim.training.model")
+        for key in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"nim.training.{key}: {getattr(self, key)} must be in [0, 1)")
         _check_seeds(self.seeds, "nim.training.seeds")
         if self.gpus not in (0, 1):
             raise ConfigError(f"nim.training.gpus: {self.gpus} must be 0 or 1")

@@ -17,8 +17,10 @@ CONFIG = {
             "tiny": {"n_train": 40, "n_eval": 8, "n_val": 8},
             "cheats": {"preset": "cheating", "n_train": 200, "n_eval": 6, "n_val": 6,
                        "trace_min": 2, "n_name_pairs": 12},
+            "labels": {"preset": "labelnames", "n_train": 300, "n_eval": 40, "n_val": 20},
             "leaky": {"preset": "tiny", "split": "random", "pile_max": 8, "trace_min": 2,
-                      "trace_max": 2, "n_train": 60, "n_eval": 10, "n_val": 5,
+                      "trace_max": 2, "name_source": "fixed", "unseen_pile_fraction": 0.0,
+                      "n_train": 60, "n_eval": 10, "n_val": 5,
                       "leakage": {"max_exact_overlap_fraction": 0.0}},
         },
         "training": {"eval_batch_size": 8},
@@ -44,7 +46,8 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
         "eval", "eval_cheat", "eval_counter_cheat", "eval_neutral", "train", "val"
     ]  # fmt: skip
     leakage = read_json("results/nim/tiny/leakage.json")
-    assert leakage["passed"] is True and set(leakage["eval"]) == {"val", "eval"}
+    assert leakage["passed"] is True
+    assert set(leakage["eval"]) == {"val", "eval", "eval_unseen_piles"}
 
     for name, seed in (("tiny", 0), ("tiny", 1), ("cheats", 0), ("cheats", 1)):
         folder = workdir / "data/nim" / name
@@ -72,19 +75,20 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
     assert len(table) == 2 * 5  # val and four eval sets at two checkpoints
     plots = {p.name for p in (workdir / "results/nim/cheats/seed0/plots").glob("*.png")}
     assert "accuracy_by_bucket.png" in plots and "accuracy_vs_step.png" in plots
+    assert "mistakes_by_answer.png" in plots
     assert not (workdir / "results/nim/tiny/seed0/plots/accuracy_by_bucket.png").exists()
 
     assert main(["nim", "summarize", "--experiment", "tiny", "--experiment", "cheats",
                  "--seed", "0", "--seed", "1"]) == 0  # fmt: skip
     summary = pd.read_csv("results/nim/summary.csv", dtype={"seed": str})
     per_seed = summary[summary["seed"] != "all"]
-    assert list(per_seed["experiment"]) == ["tiny"] * 2 + ["cheats"] * 8
+    assert list(per_seed["experiment"]) == ["tiny"] * 4 + ["cheats"] * 8
     assert "val" not in set(summary["dataset"])
     assert set(per_seed["selected_step"]) <= {0, 3, 4}  # a checkpoint of that seed
     assert "selected_step,selected_checkpoint" in open("results/nim/summary.csv").readline()
     assert ",3.0," not in open("results/nim/summary.csv").read()  # steps stay integers
     across = summary[summary["seed"] == "all"]
-    assert list(across["experiment"]) == ["tiny"] + ["cheats"] * 4
+    assert list(across["experiment"]) == ["tiny"] * 2 + ["cheats"] * 4
     assert set(across["n_seeds"]) == {2} and set(across["interval_method"]) == {"t"}
 
 
@@ -103,16 +107,36 @@ def test_leakage_gate_failure_exits_nonzero_and_keeps_the_report(workdir, caplog
     assert "nim.experiments.leaky.leakage" in caplog.text
 
 
+def test_an_expected_leakage_failure_goes_on_and_an_unexpected_pass_stops(workdir, caplog):
+    assert main(["nim", "generate", "--experiment", "labels"]) == 0
+    assert main(["nim", "leakage", "--experiment", "labels"]) == 0
+    report = read_json("results/nim/labels/leakage.json")
+    assert report["passed"] is False and report["expected_failure"]
+    assert "as expected" in caplog.text
+    entry = {"preset": "tiny", "n_train": 40, "n_eval": 8, "n_val": 8,
+             "leakage": {"expected_failure": "a test of the switch"}}  # fmt: skip
+    settings = json.dumps({"nim.experiments.clean": entry})
+    run = ["--experiment", "clean", "--settings", settings]
+    assert main(["nim", "generate", *run]) == 0
+    assert main(["nim", "leakage", *run]) == 1
+    assert "expected_failure says it leaks (a test of the switch)" in caplog.text
+
+
+def test_summarize_without_experiments_writes_the_header_only(workdir):
+    assert main(["nim", "summarize", "--seed", "0", "--out", "summary.csv"]) == 0
+    lines = (workdir / "summary.csv").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("experiment,dataset,seed")
+
+
 def test_unknown_experiment_is_a_clear_error(workdir, caplog):
     assert main(["nim", "generate", "--experiment", "nope"]) == 1
     assert "nim.experiments.nope: not configured" in caplog.text
 
 
 def test_train_delegates_to_the_nim_trainer():
-    pytest.importorskip("metaexamples.commands.nim_train")
+    from metaexamples.commands import nim_train
+
     args = build_parser().parse_args(
         ["nim", "train", "--model-id", "m", "--train", "t.jsonl", "--out-dir", "o"]
     )
-    from metaexamples.commands import nim_train
-
     assert args.nim_run is nim_train.run

@@ -53,3 +53,9 @@ def test_an_experiment_set_to_false_is_not_run():
     assert cfg.nim.active_experiments == {"357": {}}
     with pytest.raises(ConfigError, match="nim.experiments.tiny: expected a mapping"):
         Config.from_dict({"nim": {"experiments": {"tiny": True}}})
+
+
+@pytest.mark.parametrize("key", ["adam_beta1", "adam_beta2"])
+def test_nim_betas_are_checked_naming_the_key(key):
+    with pytest.raises(ConfigError, match=rf"nim.training.{key}: 1.0 must be in \[0, 1\)"):
+        Config.from_dict({"nim": {"training": {key: 1.0}}})

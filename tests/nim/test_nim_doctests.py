@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 
-MODULES = ["solver", "names", "prompts", "metrics"]
+MODULES = ["solver", "names", "prompts", "metrics", "plots", "experiments"]
 
 
 @pytest.mark.parametrize("name", MODULES)

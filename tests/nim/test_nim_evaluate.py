@@ -30,7 +30,13 @@ def stops(tokenizer):
 def rows():
     """Prompts of different lengths (random terminology, two max_remove values)."""
     settings = settings_from_preset(
-        "tiny", max_remove=[2, 3], randomize_terms=True, trace_min=1, n_train=5, n_eval=9
+        "tiny",
+        max_remove=[2, 3],
+        randomize_terms=True,
+        trace_min=1,
+        trace_max=4,
+        n_train=5,
+        n_eval=9,
     )
     return generate_experiment(settings)["eval"]
 

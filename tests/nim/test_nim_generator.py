@@ -11,6 +11,7 @@ from metaexamples.nim.generator import (
     generate_experiment,
     pile_partition,
     sample_game,
+    unseen_pile_values,
     write_experiment,
 )
 from metaexamples.nim.metrics import label_index
@@ -18,11 +19,17 @@ from metaexamples.nim.names import LOSE_KEY, label_key
 from metaexamples.nim.settings import PRESETS, NimSettings, settings_from_preset
 from metaexamples.nim.solver import play, winning_move
 
+from .test_nim_solver import wins
+
 SMALL_CHEAT = dict(
     max_remove=[4], trace_min=4, trace_max=4, name_source="random", n_name_pairs=20,
     masked_mentions=2, cheat_fraction=0.5, cheat_probability=0.8, n_train=300, n_eval=60,
     pile_max=200,
 )  # fmt: skip
+
+
+# The pile-disjoint small experiment (fixed names, 2-4 moves) the split tests use.
+PILE_SPLIT = dict(max_remove=[3], pile_max=60, n_train=400, n_eval=100, n_val=100, split="pile")
 
 
 def all_rows(splits):
@@ -96,7 +103,7 @@ def test_prompt_split_is_disjoint_on_prompts():
 
 
 def test_pile_split_is_disjoint_on_the_question_pile():
-    settings = settings_from_preset("tiny", seed=3)
+    settings = NimSettings.from_dict({**PILE_SPLIT, "seed": 3})
     held, val = pile_partition(settings)
     assert held == eval_pile_values(settings) and held.isdisjoint(val)
     splits = generate_experiment(settings)
@@ -133,7 +140,7 @@ def test_several_max_remove_values_get_one_eval_set_each():
     assert {r["max_remove"] for r in splits["eval"]} == set(settings.max_remove)
     prompts = [r["prompt"] for name, rows in splits.items() if name != "train" for r in rows]
     assert len(prompts) == len(set(prompts))  # no example shared between held-out sets
-    single = settings_from_preset("tiny", n_train=20, n_eval=10)
+    single = NimSettings.from_dict({**PILE_SPLIT, "n_train": 20, "n_eval": 10})
     assert set(generate_experiment(single)) == {"train", "val", "eval"}
 
 
@@ -149,8 +156,14 @@ def test_cheat_experiment_eval_sets(tmp_path):
     settings = NimSettings.from_dict(SMALL_CHEAT)
     manifest = write_experiment(settings, tmp_path)
     splits = {n: read_jsonl(tmp_path / f"{n}.jsonl") for n in manifest["splits"]}
-    assert set(splits) == {"train", "val", "eval", "eval_cheat", "eval_counter_cheat",
-                           "eval_neutral"}
+    assert set(splits) == {
+        "train",
+        "val",
+        "eval",
+        "eval_cheat",
+        "eval_counter_cheat",
+        "eval_neutral",
+    }
     plan = manifest["names"]
     tied = {tuple(p): label for label, pairs in plan["cheat_by_label"].items() for p in pairs}
     neutral = {tuple(p) for p in plan["neutral"]}
@@ -282,18 +295,28 @@ def test_impossible_requests_fail_with_a_clear_message():
         generate_experiment(settings)
 
 
+def minimax_moves(pile: int, max_remove: int) -> list[int]:
+    """Every move that wins from `pile` by brute-force minimax (no move: a lost position),
+    filling `wins` bottom-up so that its recursion stays shallow for piles in the hundreds."""
+    for smaller in range(pile):
+        wins(smaller, max_remove)
+    return [k for k in range(1, min(max_remove, pile) + 1) if not wins(pile - k, max_remove)]
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_presets_generate(name):
+def test_presets_generate_with_labels_from_brute_force_minimax(name):
     settings = settings_from_preset(name, n_train=40, n_eval=10, n_val=10)
     splits = generate_experiment(settings)
     assert len(splits["train"]) == 40
     assert set(splits) == {"train", *settings.heldout_set_names}
     for row in all_rows(splits):
         check_row(row, settings)
+        moves = minimax_moves(row["pile"], row["max_remove"])
+        assert moves == ([] if row["label_move"] is None else [row["label_move"]])
 
 
 def test_write_experiment_layout(tmp_path):
-    settings = settings_from_preset("tiny", n_train=60, n_eval=20)
+    settings = NimSettings.from_dict({**PILE_SPLIT, "n_train": 60, "n_eval": 20})
     manifest = write_experiment(settings, tmp_path / "tiny")
     files = sorted(p.name for p in (tmp_path / "tiny").iterdir())
     assert files == ["eval.jsonl", "manifest.json", "train.jsonl", "val.jsonl"]
@@ -308,3 +331,27 @@ def test_write_experiment_layout(tmp_path):
     assert manifest["names"] == {"cheat_by_label": {}, "neutral": [["Leo", "Sultan"]],
                                  "heldout": []}  # fmt: skip
     assert manifest["seam_checked"] is False
+
+
+def test_unseen_pile_set_asks_only_about_piles_no_other_set_asks_about():
+    settings = settings_from_preset("tiny", n_train=300, n_eval=60, n_val=40)
+    assert settings.eval_set_names == ("eval", "eval_unseen_piles")
+    unseen = unseen_pile_values(settings)
+    assert {p % 4 for p in unseen} == {0, 1, 2, 3}  # stratified: every label keeps a share
+    splits = generate_experiment(settings)
+    assert {r["pile"] for r in splits["eval_unseen_piles"]} <= unseen
+    for name in ("train", "val", "eval"):
+        assert {r["pile"] for r in splits[name]}.isdisjoint(unseen), name
+    # val and eval: new prompts over piles that training asks about
+    train_piles = {r["pile"] for r in splits["train"]}
+    train_prompts = {r["prompt"] for r in splits["train"]}
+    for name in ("val", "eval"):
+        assert {r["pile"] for r in splits[name]} <= train_piles
+        assert train_prompts.isdisjoint(r["prompt"] for r in splits[name])
+
+
+def test_unseen_pile_fraction_needs_a_prompt_or_random_split():
+    with pytest.raises(ValueError, match="unseen_pile_fraction: needs split"):
+        settings_from_preset("tiny", split="pile")
+    with pytest.raises(ValueError, match="unseen_pile_fraction"):
+        settings_from_preset("tiny", unseen_pile_fraction=1.0)

@@ -7,12 +7,14 @@ from metaexamples.nim.plots import (
     accuracy_by_name_pair,
     accuracy_by_residue,
     accuracy_table_long,
+    mistakes_by_answer,
     plot_accuracy_by_bucket,
     plot_accuracy_by_max_remove,
     plot_accuracy_by_name_pair,
     plot_accuracy_by_residue,
     plot_accuracy_vs_step,
     plot_all,
+    plot_mistakes_by_answer,
     prediction_frame,
 )
 
@@ -108,6 +110,7 @@ def test_plots_are_written(tmp_path):
         plot_accuracy_by_residue(ROWS, tmp_path / "r.png"),
         plot_accuracy_by_bucket(ROWS, tmp_path / "b.png"),
         plot_accuracy_by_name_pair(ROWS, tmp_path / "n.png"),
+        plot_mistakes_by_answer(ANSWERED, tmp_path / "x.png", step=200),
     ]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -121,3 +124,40 @@ def test_plot_all_skips_what_the_rows_lack(tmp_path):
         "accuracy_by_max_remove.png", "accuracy_by_residue.png", "accuracy_vs_step.png",
     ]  # fmt: skip
     assert len(plot_all(ROWS, None, tmp_path / "all")) == 4
+
+
+def answered(row, gold, predicted):
+    return {**row, "gold_label": gold, "predicted_label": predicted}
+
+
+# ROWS with the answers: gold from the pile, a wrong answer where the row is incorrect
+ANSWERED = [
+    answered(ROWS[0], "lose", "1"),
+    answered(ROWS[1], "lose", "lose"),
+    answered(ROWS[2], "1", "3"),
+    answered(ROWS[3], "1", "1"),
+    answered(ROWS[4], "lose", "lose"),
+    answered(ROWS[5], "2", "2"),
+    answered(ROWS[6], "3", None),  # a generation that is none of the candidates
+]
+
+
+def test_mistakes_by_answer_counts_gold_by_generated_answer_at_the_step():
+    frame = mistakes_by_answer(ANSWERED, step=200)
+    got = {(r.dataset, r.gold_label, r.predicted_label): (r.n, r.correct)
+           for r in frame.itertuples()}  # fmt: skip
+    assert got == {
+        ("eval", "1", "1"): (1, True),
+        ("eval", "1", "3"): (1, False),
+        ("eval", "lose", "lose"): (2, True),
+        ("eval_cheat", "2", "2"): (1, True),
+        ("eval_cheat", "3", "other"): (1, False),
+    }
+    assert list(mistakes_by_answer(ANSWERED, step=100)["predicted_label"]) == ["1"]
+    with pytest.raises(ValueError, match="gold_label"):
+        mistakes_by_answer(ROWS)
+
+
+def test_plot_all_draws_the_mistakes_when_rows_carry_answers(tmp_path):
+    names = sorted(p.name for p in plot_all(ANSWERED, TABLE, tmp_path, step=200))
+    assert "mistakes_by_answer.png" in names and len(names) == 6

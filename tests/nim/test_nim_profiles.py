@@ -16,9 +16,12 @@ from ..scale.test_profiles import (  # noqa: F401  (clone is a fixture)
     snakemake,
 )
 
-# The seed's experiments (the issue names them): max_remove sets, name shortcuts, numbers.
+# The seed's experiments: max_remove sets, name shortcuts (and their cheat-versus-neutral
+# variants), numbers, randomized terminology and the label-leaking names.
 SEED_EXPERIMENTS = {"234", "357", "34567", "345678", "8910", "20000names", "cheating",
-                    "notcheating", "purenums"}  # fmt: skip
+                    "notcheating", "varcheating25", "varcheating50", "varcheating75",
+                    "numocc4", "manybase", "purenums", "randomterms",
+                    "labelnames"}  # fmt: skip
 PYTHIA = "data/models/EleutherAI--pythia-410m-deduped"
 
 
@@ -57,8 +60,7 @@ def test_lambda_plans_the_seed_nim_experiments_on_pythia(clone, tmp_path):  # no
     for rule in ("nim_train", "nim_evaluate"):
         for res in rule_resources(proc.output, rule):
             assert "gpu=1" in res, res  # leased by with-gpus, one device per job
-    train_mem = {re.search(r"mem_mb=(\d+)", r)[1] for r in rule_resources(proc.output,
-                                                                           "nim_train")}
+    train_mem = {re.search(r"mem_mb=(\d+)", r)[1] for r in rule_resources(proc.output, "nim_train")}
     assert train_mem == {"16000"}  # a 410M model, not the 1B default (48000)
     assert "with-gpus --gpus 1 -- metaexamples nim train" in proc.output
 
@@ -68,8 +70,13 @@ def test_slurm_plans_the_seed_nim_experiments_with_their_resources(clone):  # no
     proc = snakemake(clone, "--profile", "slurm", "-n", "-p")
     assert_seed_experiments(proc)
     for res in rule_resources(proc.output, "nim_train"):
-        for part in ("gpu=1", "slurm_partition=gpu", "cpus_per_gpu=8", "mem_mb=16000",
-                     "runtime=1440"):
+        for part in (
+            "gpu=1",
+            "slurm_partition=gpu",
+            "cpus_per_gpu=8",
+            "mem_mb=16000",
+            "runtime=1440",
+        ):
             assert part in res, res
     for res in rule_resources(proc.output, "nim_evaluate"):
         for part in ("gpu=1", "slurm_partition=gpu", "mem_mb=12000"):
@@ -84,6 +91,10 @@ def test_profiles_use_the_seed_training_settings(clone, profile):  # noqa: F811
     proc = snakemake(clone, "--profile", profile, "-n", "-p", "results/nim/summary.csv")
     assert proc.returncode == 0, proc.output[-4000:]
     settings = re.search(r"metaexamples nim train .*--settings '([^']*)'", proc.output)[1]
-    for part in ('"epochs": 130', '"batch_size": 64', '"learning_rate": 3e-05',
-                 '"warmup_fraction": 0.1'):
+    for part in (
+        '"epochs": 130',
+        '"batch_size": 64',
+        '"learning_rate": 3e-05',
+        '"warmup_fraction": 0.1',
+    ):
         assert part in settings, settings

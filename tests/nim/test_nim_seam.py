@@ -54,7 +54,8 @@ def test_real_tokenizer_catches_a_trailing_space(neox_tokenizer):
 
 
 def test_hf_fast_tokenizer_is_supported(neox_tokenizer_file, neox_tokenizer):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     hf = transformers.PreTrainedTokenizerFast(tokenizer_file=str(neox_tokenizer_file))
     text = "Now it's Leo's turn. take 2 coins"
     assert encode_ids(hf, text) == encode_ids(neox_tokenizer, text)

@@ -23,9 +23,17 @@ def line(step, dataset, correct, n=10, rank=0.5, majority=0.3):
 
 
 # eval is best at step 20, but validation chooses step 10: the eval set takes no part
-TABLE = [line(0, "val", 2), line(10, "val", 8), line(20, "val", 6),
-         line(0, "eval", 1), line(10, "eval", 7), line(20, "eval", 9, rank=0.9),
-         line(0, "eval_cheat", 0), line(10, "eval_cheat", 10), line(20, "eval_cheat", 10)]
+TABLE = [
+    line(0, "val", 2),
+    line(10, "val", 8),
+    line(20, "val", 6),
+    line(0, "eval", 1),
+    line(10, "eval", 7),
+    line(20, "eval", 9, rank=0.9),
+    line(0, "eval_cheat", 0),
+    line(10, "eval_cheat", 10),
+    line(20, "eval_cheat", 10),
+]
 LEAKAGE = {
     "passed": True,
     "train": {"n": 400, "name_label_mi_bits_excess": 0.01},

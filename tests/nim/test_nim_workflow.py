@@ -7,7 +7,7 @@ import re
 import yaml
 
 from ..conftest import REPO
-from ..test_workflow import planned_jobs, snakemake
+from ..test_workflow import planned_jobs, snakemake, workdir  # noqa: F401  (a fixture)
 
 EXPERIMENTS = {"tiny": {}, "cheating": {"n_train": 200}, "357": {"n_train": 300}}
 
@@ -42,7 +42,8 @@ def test_dry_run_plans_plain_and_cheat_experiments_for_every_seed(tmp_path):
     assert "data/nim/tiny/eval_cheat.jsonl" not in proc.stdout
     summarize = re.search(r"metaexamples nim summarize (.*) --results-dir", proc.stdout)[1]
     assert sorted(summarize.split()) == sorted(
-        "--experiment tiny --experiment cheating --experiment 357 --seed 0 --seed 1".split())
+        "--experiment tiny --experiment cheating --experiment 357 --seed 0 --seed 1".split()
+    )
 
 
 def test_a_bad_nim_experiment_is_rejected_before_any_job():
@@ -50,3 +51,34 @@ def test_a_bad_nim_experiment_is_rejected_before_any_job():
     assert proc.returncode != 0
     assert "nim.experiments.tiny.n_train" in proc.stderr + proc.stdout
     assert "Job stats" not in proc.stdout
+
+
+def test_a_run_with_every_nim_experiment_off_plans_no_nim_job(tmp_path):
+    """`nim: {experiments: {tiny: false}}`: the default targets leave the Nim family out
+    (no summary to make), and the grammar matrix is planned as usual."""
+    path = tmp_path / "no_nim.yaml"
+    path.write_text("nim: {experiments: {tiny: false}}\n")
+    proc = snakemake("-n", "-F", f"--configfile={path}")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train"] > 0
+    assert not [rule for rule in jobs if rule.startswith("nim_")], jobs
+    assert "results/nim/" not in proc.stdout
+
+
+def test_a_nim_only_run_completes_with_every_figure(workdir):  # noqa: F811
+    """The Nim targets alone, for real, on the small test config (one epoch of the tiny
+    experiment): data, leakage gate, training, evaluation, summary and every figure."""
+    from metaexamples.nim.plots import FIGURES
+
+    figures = [f"results/nim/tiny/seed0/plots/{name}.png" for name in FIGURES]
+    run = ("--configfile", ".test/config.yaml", "--cores", "2")
+    proc = snakemake(*run, "results/nim/summary.csv", *figures, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert jobs["nim_train"] == 1 and "train" not in jobs and "generate_data" not in jobs
+    summary = (workdir / "results/nim/summary.csv").read_text().splitlines()
+    datasets = {line.split(",")[1] for line in summary[1:]}
+    assert datasets == {"eval", "eval_unseen_piles"}
+    for figure in figures:
+        assert (workdir / figure).stat().st_size > 0

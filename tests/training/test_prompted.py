@@ -55,3 +55,26 @@ def test_nim_train_rejects_a_merging_seam(tiny_neox_dir, tmp_path, caplog):
     assert f"{train}:1 (id a7): the prompt's tokens are not a prefix" in caplog.text
     assert not (tmp_path / "o").exists()
 
+
+
+def test_nim_betas_come_from_nim_training(tiny_neox_dir, tmp_path, monkeypatch, restore_threads):
+    from metaexamples.config import NimTrainingConfig
+    from metaexamples.training import prompted
+
+    seen = []
+
+    def prepare(*args):
+        prepared = real_prepare(*args)
+        seen.append(prepared[1].param_groups[0]["betas"])
+        return prepared
+
+    real_prepare = prompted.prepare_training
+    monkeypatch.setattr(prompted, "prepare_training", prepare)
+    cfg = NimTrainingConfig(epochs=1, batch_size=4, adam_beta1=0.8, adam_beta2=0.95)
+    prompts = [f"Nim with {n} coins. Your move:" for n in range(5, 9)]
+    out = tmp_path / "nim"
+    prompted.train_prompt_completion(
+        tiny_neox_dir, prompts, [" take 1 coin"] * 4, cfg, seed=0, out_dir=out
+    )
+    assert seen == [(0.8, 0.95)]
+    assert NimTrainingConfig().adam_beta1 == 0.9 and NimTrainingConfig().adam_beta2 == 0.999

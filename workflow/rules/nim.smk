@@ -105,10 +105,7 @@ rule nim_plot:
         table="results/nim/{experiment}/seed{seed}/accuracy_table.csv",
         predictions="results/nim/{experiment}/seed{seed}/predictions.jsonl",
     output:
-        accuracy_vs_step=nim_figure("accuracy_vs_step"),
-        accuracy_by_max_remove=nim_figure("accuracy_by_max_remove"),
-        accuracy_by_residue=nim_figure("accuracy_by_residue"),
-        accuracy_by_name_pair=nim_figure("accuracy_by_name_pair"),
+        **nim_figure_outputs(NIM_FIGURES),
     params:
         eval_dir=subpath(input.table, parent=True),
     wildcard_constraints:
@@ -124,11 +121,7 @@ rule nim_plot:
 
 use rule nim_plot as nim_plot_cheat with:
     output:
-        accuracy_vs_step=nim_figure("accuracy_vs_step"),
-        accuracy_by_max_remove=nim_figure("accuracy_by_max_remove"),
-        accuracy_by_residue=nim_figure("accuracy_by_residue"),
-        accuracy_by_name_pair=nim_figure("accuracy_by_name_pair"),
-        accuracy_by_bucket=nim_figure("accuracy_by_bucket"),
+        **nim_figure_outputs(NIM_CHEAT_FIGURES),
     wildcard_constraints:
         experiment=nim_names_pattern(NIM_CHEAT),
 

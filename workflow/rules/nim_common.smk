@@ -2,6 +2,7 @@
 # targets (the rules are in nim.smk; common.smk includes this file before it).
 import re
 
+import metaexamples.nim.plots as NIM_PLOTS
 from metaexamples.nim.experiments import resolve_experiment
 
 NIM = {
@@ -13,13 +14,8 @@ NIM_GPUS = CFG.nim.training.gpus
 NIM_MEMORY = memory_request(CFG.nim.training.model)
 NIM_CHEAT = [name for name, exp in NIM.items() if exp.settings.has_cheat]
 NIM_PLAIN = [name for name, exp in NIM.items() if not exp.settings.has_cheat]
-NIM_FIGURES = (
-    "accuracy_vs_step",
-    "accuracy_by_max_remove",
-    "accuracy_by_residue",
-    "accuracy_by_name_pair",
-)
-NIM_CHEAT_FIGURES = (*NIM_FIGURES, "accuracy_by_bucket")
+NIM_FIGURES = NIM_PLOTS.FIGURES  # every experiment's figures, named once in the package
+NIM_CHEAT_FIGURES = (*NIM_FIGURES, NIM_PLOTS.BUCKET_FIGURE)
 
 
 def nim_training_settings():
@@ -56,6 +52,11 @@ def nim_figure(figure):
     )
 
 
+def nim_figure_outputs(figures):
+    """Named outputs of a plot rule: one report figure per name in `figures`."""
+    return {figure: nim_figure(figure) for figure in figures}
+
+
 def nim_figures(experiment, seed):
     figures = NIM_CHEAT_FIGURES if NIM[experiment].settings.has_cheat else NIM_FIGURES
     return [f"results/nim/{experiment}/seed{seed}/plots/{figure}.png" for figure in figures]
@@ -63,5 +64,7 @@ def nim_figures(experiment, seed):
 
 def nim_targets():
     """The Nim family's final targets (for all_targets): the summary and every figure."""
+    if not NIM:  # every experiment switched off: no Nim job at all
+        return []
     figures = [f for name in NIM for seed in NIM_SEEDS for f in nim_figures(name, seed)]
     return ["results/nim/summary.csv", *figures]

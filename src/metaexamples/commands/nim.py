@@ -19,68 +19,32 @@ Experiments are the entries of ``nim.experiments`` in the config (see
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from metaexamples.commands import add_config_arguments, load_sections
-from metaexamples.config import ConfigError, NimTrainingConfig, load_config
+from metaexamples.commands import add_config_arguments, load_sections, nim_train
+from metaexamples.config import NimTrainingConfig
 
 log = logging.getLogger(__name__)
 
 DATA_ROOT = Path("data/nim")
 RESULTS_ROOT = Path("results/nim")
-TRAIN_MODULE = "metaexamples.commands.nim_train"
-
-
-class LeakageGateError(ValueError):
-    """The leakage gate failed; the message lists every violation."""
 
 
 # -- shared helpers ---------------------------------------------------------------------
 
 
-def experiment_entry(args: argparse.Namespace) -> dict[str, Any]:
-    """The experiment's config entry: ``nim.experiments.<name>`` from --settings or --config."""
-    key = f"nim.experiments.{args.experiment}"
-    if args.settings is not None:
-        try:
-            data = json.loads(args.settings)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"--settings: not valid JSON: {err}") from err
-        entry = data.get(key, {}) if isinstance(data, dict) else None
-        if not isinstance(entry, dict):
-            raise ConfigError(f"--settings: {key} must be a mapping")
-        return entry
-    experiments = load_config(args.config).nim.experiments
-    if args.experiment not in experiments:
-        raise ConfigError(
-            f"{key}: not configured in {args.config} (configured: {sorted(experiments)})"
-        )
-    return experiments[args.experiment]
-
-
 def resolve(args: argparse.Namespace) -> Any:
-    from metaexamples.nim.experiments import ExperimentError, resolve_experiment
+    """The experiment named by --experiment, from --settings or --config."""
+    from metaexamples.nim.experiments import load_experiment
 
-    try:
-        return resolve_experiment(args.experiment, experiment_entry(args))
-    except ExperimentError as err:
-        where = f"nim.experiments.{args.experiment}" + (f".{err.key}" if err.key else "")
-        raise ConfigError(f"{where}: {err.detail}") from err
+    return load_experiment(args.experiment, args.settings, args.config)
 
 
 def _add_experiment(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--experiment", required=True, help="a name under nim.experiments")
-
-
-def _read_eval_sets(data_dir: Path, names: Any) -> dict[str, list[dict[str, Any]]]:
-    from metaexamples.io import read_jsonl
-
-    return {name: read_jsonl(data_dir / f"{name}.jsonl") for name in names}
 
 
 # -- generate ---------------------------------------------------------------------------
@@ -121,42 +85,13 @@ def configure_leakage(parser: argparse.ArgumentParser) -> None:
 
 
 def run_leakage(args: argparse.Namespace) -> None:
-    from metaexamples.io import read_jsonl, write_json
-    from metaexamples.nim.summary import leakage_document
+    from metaexamples.nim.summary import run_leakage_gate
 
-    experiment = resolve(args)
-    data_dir = args.data_dir or DATA_ROOT / args.experiment
     out = args.out or RESULTS_ROOT / args.experiment / "leakage.json"
-    train = read_jsonl(data_dir / "train.jsonl")
-    held_out = _read_eval_sets(data_dir, experiment.settings.heldout_set_names)
-    document = leakage_document(experiment, train, held_out)
-    write_json(out, document)
-    if not document["passed"]:
-        raise LeakageGateError(
-            f"leakage gate failed for experiment {args.experiment!r} (report: {out}):\n  "
-            + "\n  ".join(document["violations"])
-            + f"\nfix the data, or relax nim.experiments.{args.experiment}.leakage.<threshold>"
-        )
-    log.info("leakage gate passed for %s (%s)", args.experiment, out)
+    run_leakage_gate(resolve(args), args.data_dir or DATA_ROOT / args.experiment, out)
 
 
 # -- train ------------------------------------------------------------------------------
-
-
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    try:
-        module = importlib.import_module(TRAIN_MODULE)
-    except ModuleNotFoundError as err:
-        if err.name != TRAIN_MODULE:
-            raise
-        parser.set_defaults(nim_run=_no_trainer)
-        return
-    module.configure(parser)
-    parser.set_defaults(nim_run=module.run)
-
-
-def _no_trainer(args: argparse.Namespace) -> None:
-    raise RuntimeError(f"the Nim trainer ({TRAIN_MODULE}) is not installed in this checkout")
 
 
 # -- evaluate ---------------------------------------------------------------------------
@@ -250,31 +185,18 @@ def configure_plot(parser: argparse.ArgumentParser) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from metaexamples.nim.plots import plot_evaluation
 
-    from metaexamples.io import read_jsonl
-    from metaexamples.nim.evaluate import wide_table
-    from metaexamples.nim.plots import plot_all
-    from metaexamples.nim.summary import select_step
-
-    records = pd.read_csv(args.eval_dir / "accuracy_table.csv").to_dict("records")
-    rows = read_jsonl(args.eval_dir / "predictions.jsonl")
-    try:
-        step: int | str = int(select_step(records)["step"])
-    except ValueError:  # evaluated without a validation set: the last checkpoint
-        log.warning("%s: no validation rows; breakdowns drawn at the last step", args.eval_dir)
-        step = "last"
-    written = plot_all(rows, wide_table(records), args.out_dir or args.eval_dir / "plots", step)
-    log.info("wrote %d figures (breakdowns at step %s)", len(written), step)
+    plot_evaluation(args.eval_dir, args.out_dir)
 
 
 # -- summarize --------------------------------------------------------------------------
 
 
 def configure_summarize(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--experiment", action="append", required=True, help="an experiment to include (repeatable)"
-    )
+    parser.add_argument("--experiment", action="append", default=[],
+                        help="an experiment to include (repeatable; none: a header-only "
+                             "table)")  # fmt: skip
     parser.add_argument("--seed", type=int, action="append", required=True,
                         help="a training seed to include (repeatable)")  # fmt: skip
     parser.add_argument(
@@ -288,37 +210,10 @@ def configure_summarize(parser: argparse.ArgumentParser) -> None:
 
 
 def run_summarize(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from metaexamples.nim.summary import summary_rows, write_summary
 
-    from metaexamples.io import atomic_path, read_json
-    from metaexamples.nim.summary import (
-        ALL_SEEDS,
-        SUMMARY_COLUMNS,
-        across_seed_rows,
-        seed_rows,
-    )
-
-    rows = []
-    for name in args.experiment:
-        folder = args.results_dir / name
-        leakage = read_json(folder / "leakage.json")
-        for seed in args.seed:
-            table = pd.read_csv(folder / f"seed{seed}" / "accuracy_table.csv").to_dict("records")
-            rows += seed_rows(name, seed, table, leakage)
-    rows += across_seed_rows(rows)
-    out = args.out or args.results_dir / "summary.csv"
-    with atomic_path(out) as tmp:
-        frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-        steps = ["selected_step", "final_step"]  # integers, blank on the across-seed rows
-        frame[steps] = frame[steps].astype("Int64")
-        frame.to_csv(tmp, index=False)
-    for row in rows:
-        if row["seed"] == ALL_SEEDS:
-            log.info("%s %s: exact match %.3f [%.3f, %.3f] over %d seed(s); majority rate %.3f",
-                     row["experiment"], row["dataset"], row["exact_match"],
-                     row["exact_match_low"], row["exact_match_high"], row["n_seeds"],
-                     row["majority_rate"])  # fmt: skip
-    log.info("wrote %s (%d rows)", out, len(rows))
+    rows = summary_rows(args.experiment, args.seed, args.results_dir)
+    write_summary(rows, args.out or args.results_dir / "summary.csv")
 
 
 # -- wiring -----------------------------------------------------------------------------
@@ -326,7 +221,7 @@ def run_summarize(args: argparse.Namespace) -> None:
 SUBCOMMANDS = {
     "generate": (configure_generate, run_generate, "write data/nim/<experiment>/"),
     "leakage": (configure_leakage, run_leakage, "leakage report and gate"),
-    "train": (configure_train, None, "prompt-masked L2-SP fine-tuning"),
+    "train": (nim_train.configure, nim_train.run, "prompt-masked L2-SP fine-tuning"),
     "evaluate": (configure_evaluate, run_evaluate, "every checkpoint x every eval set"),
     "plot": (configure_plot, run_plot, "figures from an evaluation"),
     "summarize": (configure_summarize, run_summarize, "results/nim/summary.csv"),
@@ -338,8 +233,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="nim_command", required=True, metavar="SUBCOMMAND")
     for name, (configure_sub, run_sub, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if run_sub is not None:
-            p.set_defaults(nim_run=run_sub)
+        p.set_defaults(nim_run=run_sub)
         configure_sub(p)
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from metaexamples.io import read_json, sha256_file
+from metaexamples.training.checkpoints import checkpoint_steps
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 FINAL_NAME = "final"
 STEP_FILES = (("metaexamples_model.json", "train_steps"), ("trainer_state.json", "global_step"))
 
@@ -63,12 +62,9 @@ def find_checkpoints(train_dir: str | os.PathLike[str]) -> list[Checkpoint]:
     records (`_recorded_step`), else one past the last checkpoint's.
     """
     root = Path(train_dir)
-    found = []
-    for path in (root / "checkpoints").glob("step-*"):
-        match = CHECKPOINT_RE.match(path.name)
-        if match and path.is_dir():
-            found.append(Checkpoint(int(match.group(1)), path, path.name))
-    found.sort(key=lambda c: c.step)
+    found = [
+        Checkpoint(step, path, path.name) for step, path in checkpoint_steps(root / "checkpoints")
+    ]
     final = root / FINAL_NAME
     if final.is_dir():
         last = found[-1] if found else None

@@ -18,7 +18,7 @@ Errors are `ExperimentError`, whose ``key`` is the offending key inside the entr
 ``n_train`` or ``leakage.max_names_only_advantage``), so callers can name the full path::
 
     >>> resolve_experiment("tiny", {}).settings.n_train
-    400
+    1200
     >>> resolve_experiment("x", {"preset": "tiny", "n_train": 0})
     Traceback (most recent call last):
     ...
@@ -27,11 +27,13 @@ Errors are `ExperimentError`, whose ``key`` is the offending key inside the entr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from metaexamples.config_files import ConfigError
 from metaexamples.nim.leakage import LeakageThresholds
 from metaexamples.nim.settings import PRESETS, NimSettings
 
@@ -40,11 +42,16 @@ __all__ = [
     "ExperimentError",
     "NimExperiment",
     "default_thresholds",
+    "load_experiment",
     "resolve_experiment",
 ]
 
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 PRESET_KEY = "preset"
+LABEL_LEAK_REASON = (
+    "cheat_probability 1: every example's name pair is tied to its winning move, so the "
+    "names give the answer away by design (the seed's datagen_old.py)"
+)
 LEAKAGE_KEY = "leakage"
 
 
@@ -77,10 +84,15 @@ class NimExperiment:
 def default_thresholds(settings: NimSettings) -> LeakageThresholds:
     """The gate an experiment gets unless its entry says otherwise.
 
-    Shortcut experiments (``cheat_fraction > 0``) tie names to labels on purpose, so both
-    name checks are off; a ``random`` split draws train and eval independently on purpose,
-    so exact overlap is reported but not gated. Everything else keeps the strict defaults.
+    With ``cheat_probability`` 1 every example carries a name pair tied to its label (the
+    seed's label-leaking generator): the strict gate runs and is expected to fail
+    (`LABEL_LEAK_REASON`). Other shortcut experiments (``cheat_fraction > 0``) tie only
+    some examples' names to labels, on purpose, so both name checks are off; a ``random``
+    split draws train and eval independently on purpose, so exact overlap is reported but
+    not gated. Everything else keeps the strict defaults.
     """
+    if settings.cheat_probability == 1:
+        return LeakageThresholds(expected_failure=LABEL_LEAK_REASON)
     relaxed: dict[str, Any] = {}
     if settings.has_cheat:
         relaxed.update(max_name_label_mi_bits=None, max_names_only_advantage=None)
@@ -148,3 +160,41 @@ def resolve_experiment(name: str, entry: Mapping[str, Any] | None) -> NimExperim
     leakage = overrides.pop(LEAKAGE_KEY, None)
     settings = _settings(preset, overrides)
     return NimExperiment(name, preset, settings, _thresholds(settings, leakage))
+
+
+def _entry(name: str, settings_json: str | None, config_path: str) -> Mapping[str, Any]:
+    key = f"nim.experiments.{name}"
+    if settings_json is not None:
+        try:
+            data = json.loads(settings_json)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--settings: not valid JSON: {err}") from err
+        entry = data.get(key, {}) if isinstance(data, dict) else None
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"--settings: {key} must be a mapping")
+        return entry
+    from metaexamples.config import load_config  # config imports this module
+
+    experiments = load_config(config_path).nim.experiments
+    if name not in experiments:
+        raise ConfigError(
+            f"{key}: not configured in {config_path} (configured: {sorted(experiments)})"
+        )
+    entry = experiments[name]
+    if entry is False:
+        raise ConfigError(f"{key}: switched off (false) in {config_path}")
+    return entry
+
+
+def load_experiment(name: str, settings_json: str | None, config_path: str) -> NimExperiment:
+    """Experiment `name` from the workflow's ``--settings`` JSON (which holds the entry
+    under ``nim.experiments.<name>``), else from the config file at `config_path`.
+
+    Errors are `ConfigError` naming the full key path, e.g.
+    ``nim.experiments.tiny.n_train: expected an integer >= 1, got 0``.
+    """
+    try:
+        return resolve_experiment(name, _entry(name, settings_json, config_path))
+    except ExperimentError as err:
+        where = f"nim.experiments.{name}" + (f".{err.key}" if err.key else "")
+        raise ConfigError(f"{where}: {err.detail}") from err

@@ -26,6 +26,12 @@ Splits (``split``):
   stratified by residue class (`pile_partition`); eval examples ask only about eval piles,
   val examples only about val piles, train examples about neither; prompts are distinct.
 
+With ``unseen_pile_fraction > 0`` (prompt or random split) a stratified share of the pile
+values is reserved for one more eval set, ``eval_unseen_piles``: no other set asks about
+them, so it measures the rule on piles training never asked about, beside ``val`` and the
+other eval sets, which then ask only about pile values training examples ask about (in
+new prompts).
+
 With several max_remove values each also gets its own eval set, ``eval_m{M}`` (the seed's
 per-max_remove eval files), of ceil(n_eval / number of values) examples. With
 ``cheat_fraction > 0`` three more eval sets are written: ``eval_cheat`` (every pair tied to
@@ -59,6 +65,7 @@ from metaexamples.nim.prompts import (
 from metaexamples.nim.seam import check_seam
 from metaexamples.nim.settings import (
     CHEAT_EVAL_SETS,
+    UNSEEN_PILES_SET,
     VAL_SET,
     NimSettings,
 )
@@ -73,6 +80,7 @@ __all__ = [
     "generate_experiment",
     "sample_game",
     "summarise_rows",
+    "unseen_pile_values",
     "write_experiment",
 ]
 
@@ -130,6 +138,21 @@ def pile_partition(settings: NimSettings) -> tuple[frozenset[int], frozenset[int
     least one, a class of three or more gives val at least one, and training always keeps
     one, so the label mix stays balanced in every part.
     """
+    return _stratified_piles(settings, settings.eval_pile_fraction, settings.val_pile_fraction)
+
+
+def unseen_pile_values(settings: NimSettings) -> frozenset[int]:
+    """The pile values only ``eval_unseen_piles`` asks about (``unseen_pile_fraction``),
+    drawn like `pile_partition`'s eval part: stratified by residue class, ranked by a
+    seeded hash, at least one per class of two or more values."""
+    if settings.unseen_pile_fraction == 0:
+        return frozenset()
+    return _stratified_piles(settings, settings.unseen_pile_fraction, None)[0]
+
+
+def _stratified_piles(
+    settings: NimSettings, first: float, second: float | None
+) -> tuple[frozenset[int], frozenset[int]]:
     modulus = pile_strata_modulus(settings)
     evals: set[int] = set()
     vals: set[int] = set()
@@ -137,11 +160,12 @@ def pile_partition(settings: NimSettings) -> tuple[frozenset[int], frozenset[int
         values = range(residue or modulus, settings.pile_max + 1, modulus)
         ranked = sorted(values, key=lambda p: stable_hash(f"nim-pile/{settings.seed}/{p}"))
         n = len(ranked)
-        k_eval = round(settings.eval_pile_fraction * n)
-        k_val = round(settings.val_pile_fraction * n)
+        k_eval = round(first * n)
         if n >= 2:
             k_eval = min(max(k_eval, 1), n - 1)
-        k_val = min(max(k_val, 1), n - 1 - k_eval) if n >= 3 else 0
+        k_val = 0
+        if second is not None:
+            k_val = min(max(round(second * n), 1), n - 1 - k_eval) if n >= 3 else 0
         evals.update(ranked[:k_eval])
         vals.update(ranked[k_eval : k_eval + k_val])
     return frozenset(evals), frozenset(vals)
@@ -187,13 +211,21 @@ class _SetRule:
 
 
 def _set_rule(
-    split: str, settings: NimSettings, partition: tuple[frozenset[int], frozenset[int]]
+    split: str,
+    settings: NimSettings,
+    partition: tuple[frozenset[int], frozenset[int]],
+    unseen: frozenset[int],
+    train_piles: frozenset[int],
 ) -> _SetRule:
     evals, vals = partition
     only = settings.max_remove_sets.get(split)
     game = replace(settings, max_remove=(only,)) if only is not None else settings
+    if split == UNSEEN_PILES_SET:
+        return _SetRule(unseen, frozenset(), game)
+    if unseen and split != "train":  # beside the unseen piles, the piles training asks about
+        return _SetRule(train_piles, frozenset(), game)
     if settings.split != "pile":
-        return _SetRule(None, frozenset(), game)
+        return _SetRule(None, unseen, game)
     if split == "train":
         return _SetRule(None, evals | vals, game)
     return _SetRule(vals if split == VAL_SET else evals, frozenset(), game)
@@ -286,15 +318,24 @@ def _generate(
                 "eval_pile_fraction: no pile value in 1..pile_max fell in the eval or the val "
                 "partition; raise eval_pile_fraction, val_pile_fraction or pile_max"
             )
+    unseen = unseen_pile_values(settings)
+    if settings.unseen_pile_fraction > 0 and not unseen:
+        raise ValueError(
+            "unseen_pile_fraction: no pile value in 1..pile_max was reserved; raise "
+            "unseen_pile_fraction or pile_max"
+        )
     seen: dict[str, set[str]] = {"train": set(), VAL_SET: set(), "eval": set()}
     modes = {"train": "mixed", VAL_SET: "mixed", "eval": "mixed"}
     modes.update(dict.fromkeys(settings.max_remove_sets, "mixed"))
+    if unseen:
+        modes[UNSEEN_PILES_SET] = "mixed"
     if settings.has_cheat:
         modes.update(CHEAT_EVAL_SETS)
     splits = {}
     for split, mode in modes.items():
         n = _set_size(split, settings)
-        rule = _set_rule(split, settings, partition)
+        train_piles = frozenset(r["pile"] for r in splits.get("train", ()))
+        rule = _set_rule(split, settings, partition, unseen, train_piles)
         splits[split] = _fill(split, mode, n, settings, plan, rule, seen)
         if tokenizer is not None:
             _check_rows(tokenizer, split, splits[split])
@@ -349,6 +390,9 @@ def write_experiment(
         "val_piles": sorted(val_piles) if settings.split == "pile" else None,
         "seam_checked": tokenizer is not None,
     }
+    unseen = unseen_pile_values(settings)
+    if unseen:
+        manifest["unseen_piles"] = sorted(unseen)
     write_json(out / MANIFEST_NAME, manifest)
     log.info("wrote Nim experiment to %s", out)
     return manifest

@@ -6,8 +6,8 @@ Measured for each eval set against the training set:
 - number-normalised overlap: the same after every digit run becomes ``<N>`` (same template
   and names, different numbers);
 - pile overlap: eval examples whose question pile value occurs as a question pile in train
-  (a follow-up of the seed measured 1.000 train vs 0.180 held-out accuracy with shared
-  piles);
+  (a model can memorise the answer of each pile value it trained on, so accuracy on shared
+  piles measures recall as much as the rule);
 - a names-only classifier: the majority label of each name pair in train, applied to eval
   (unseen pairs get the overall majority), against the majority-class baseline; the gate
   uses the advantage's 95 % lower bound.
@@ -204,11 +204,17 @@ class LeakageThresholds:
     max_name_label_mi_bits: float | None = 0.05  # excess over shuffled labels, train
     # over the majority baseline (its 95 % lower bound), each eval set
     max_names_only_advantage: float | None = 0.05
+    # Why this experiment's data leak on purpose (a shortcut planted for study): the gate
+    # must then fail, and the workflow goes on; None: a failing gate stops the workflow.
+    expected_failure: str | None = None
 
     def __post_init__(self) -> None:
+        reason = self.expected_failure
+        if reason is not None and not (isinstance(reason, str) and reason.strip()):
+            raise ValueError(f"expected_failure: expected a reason (text) or null, got {reason!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name == "expected_failure":
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{f.name}: expected a number >= 0 or null, got {value!r}")

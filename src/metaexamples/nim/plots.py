@@ -30,6 +30,18 @@ Step = int | str | None  # an int, "last" (latest step per dataset) or None (eve
 
 STEP_COLUMN = "step"
 NO_BUCKET = "none"
+OTHER_ANSWER = "other"  # a generation that is none of the candidate answers
+
+# The figures `plot_evaluation` draws for every experiment (file stems under plots/), and
+# the one only experiments with name-pair buckets get; the workflow declares these.
+FIGURES = (
+    "accuracy_vs_step",
+    "accuracy_by_max_remove",
+    "accuracy_by_residue",
+    "accuracy_by_name_pair",
+    "mistakes_by_answer",
+)
+BUCKET_FIGURE = "accuracy_by_bucket"
 
 
 def accuracy_table_long(table: pd.DataFrame, step_column: str = STEP_COLUMN) -> pd.DataFrame:
@@ -130,6 +142,106 @@ def accuracy_by_name_pair(
     return out.reset_index(drop=True)
 
 
+def _label_order(label: str) -> tuple[int, int | str]:
+    """Moves in numeric order, then "lose", then "other"."""
+    if label.isdigit():
+        return (0, int(label))
+    return (1, label) if label != OTHER_ANSWER else (2, label)
+
+
+def mistakes_by_answer(rows: Rows, step: Step = "last") -> pd.DataFrame:
+    """Gold answer x generated answer counts per dataset at `step`: columns dataset, step,
+    gold_label, predicted_label, n, correct (gold == predicted). Labels are "1" ..
+    "max_remove" (the move), "lose" (the losing answer) and "other" (a generation that is
+    none of the candidates).
+
+    >>> rows = [{"correct": False, "max_remove": 3, "pile": 5, "gold_label": "1",
+    ...          "predicted_label": "3"},
+    ...         {"correct": True, "max_remove": 3, "pile": 6, "gold_label": "2",
+    ...          "predicted_label": "2"},
+    ...         {"correct": False, "max_remove": 3, "pile": 4, "gold_label": "lose",
+    ...          "predicted_label": None}]
+    >>> mistakes_by_answer(rows)[["gold_label", "predicted_label", "n"]].values.tolist()
+    [['1', '3', 1], ['2', '2', 1], ['lose', 'other', 1]]
+    """
+    frame = _select_step(prediction_frame(rows), step)
+    missing = [c for c in ("gold_label", "predicted_label") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"prediction rows: missing column(s) {missing}")
+    frame = frame.assign(
+        gold_label=frame["gold_label"].astype(str),
+        predicted_label=frame["predicted_label"]
+        .where(frame["predicted_label"].notna(), OTHER_ANSWER)
+        .astype(str),
+    )
+    group = ["dataset", STEP_COLUMN, "gold_label", "predicted_label"]
+    out = frame.groupby(group, sort=False).size().reset_index(name="n")
+    out["correct"] = out["gold_label"] == out["predicted_label"]
+    key = out.apply(
+        lambda r: (r["dataset"], r[STEP_COLUMN], _label_order(r["gold_label"]),
+                   _label_order(r["predicted_label"])),
+        axis=1,
+    )  # fmt: skip
+    return out.loc[key.sort_values().index].reset_index(drop=True)
+
+
+def plot_mistakes_by_answer(rows: Rows, path: str | os.PathLike[str], step: Step = "last") -> Path:
+    """One panel per dataset: gold answer (rows) x generated answer (columns). Cells count
+    examples; the colour is the share of the gold answer's examples that went to that
+    answer, drawn for mistakes only, so the wrong move the model favours stands out; the
+    diagonal (correct) is grey with its count."""
+    frame = mistakes_by_answer(rows, step)
+    datasets = sorted(frame["dataset"].unique())
+    n_cols = min(3, len(datasets))
+    n_rows = -(-len(datasets) // n_cols)
+    fig = Figure(figsize=(4.6 * n_cols, 4.0 * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    image = None
+    for k, (ax, dataset) in enumerate(zip(axes.flat, datasets, strict=False)):
+        part = frame[frame["dataset"] == dataset]
+        gold = sorted(set(part["gold_label"]), key=_label_order)
+        predicted = sorted(set(part["predicted_label"]) | set(gold), key=_label_order)
+        counts = part.pivot_table(index="gold_label", columns="predicted_label", values="n",
+                                  aggfunc="sum", fill_value=0)  # fmt: skip
+        counts = counts.reindex(index=gold, columns=predicted, fill_value=0)
+        share = counts.div(counts.sum(axis=1), axis=0)
+        wrong = share.copy()
+        for label in gold:
+            wrong.loc[label, label] = float("nan")
+        image = ax.imshow(wrong.to_numpy(dtype=float), cmap="Reds", vmin=0, vmax=1)
+        for i, g in enumerate(gold):
+            for j, p in enumerate(predicted):
+                n = int(counts.loc[g, p])
+                if g == p:
+                    ax.add_patch(_diagonal_cell(j, i))
+                if n or g == p:
+                    dark = g != p and share.loc[g, p] > 0.6
+                    ax.text(j, i, str(n), ha="center", va="center", fontsize="small",
+                            color="white" if dark else "black")  # fmt: skip
+        ax.set_xticks(range(len(predicted)), predicted)
+        ax.set_yticks(range(len(gold)), gold)
+        ax.set_xlabel("generated answer")
+        if k % n_cols == 0:
+            ax.set_ylabel("gold answer")
+        n_wrong = int(part.loc[~part["correct"], "n"].sum())
+        ax.set_title(f"{dataset}: {n_wrong} of {int(part['n'].sum())} wrong", fontsize="medium")
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.set_visible(False)
+    steps = sorted(set(frame[STEP_COLUMN]))
+    fig.suptitle(f"Answers given, by gold answer (step {', '.join(map(str, steps))}; "
+                 "grey: correct; move = coins taken)")  # fmt: skip
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8,
+                     label="share of the gold answer's examples (mistakes)")  # fmt: skip
+    return save_figure(fig, path)
+
+
+def _diagonal_cell(x: int, y: int) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="0.85", edgecolor="none")
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write `fig` as PNG to `path` atomically."""
     with atomic_path(path) as tmp:
@@ -212,7 +324,9 @@ def plot_accuracy_by_name_pair(
 
 
 def plot_all(
-    rows: Rows | None, table: pd.DataFrame | None, out_dir: str | os.PathLike[str],
+    rows: Rows | None,
+    table: pd.DataFrame | None,
+    out_dir: str | os.PathLike[str],
     step: Step = "last",
 ) -> list[Path]:
     """Every figure the inputs support, under `out_dir`; returns the paths written. The
@@ -226,12 +340,38 @@ def plot_all(
         written.append(plot_accuracy_vs_step(table, out / "accuracy_vs_step.png"))
     if rows is not None:
         frame = prediction_frame(rows)
-        written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png",
-                                                   step))
+        written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png", step))
         written.append(plot_accuracy_by_residue(frame, out / "accuracy_by_residue.png", step))
         if (frame["bucket"] != NO_BUCKET).any():
             written.append(plot_accuracy_by_bucket(frame, out / "accuracy_by_bucket.png", step))
+        if {"gold_label", "predicted_label"} <= set(frame.columns):
+            written.append(plot_mistakes_by_answer(frame, out / "mistakes_by_answer.png", step))
         if frame["name_pair"].notna().any():
-            written.append(plot_accuracy_by_name_pair(frame, out / "accuracy_by_name_pair.png",
-                                                      step))
+            written.append(
+                plot_accuracy_by_name_pair(frame, out / "accuracy_by_name_pair.png", step)
+            )
+    return written
+
+
+def plot_evaluation(
+    eval_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """Every figure of one evaluation (``accuracy_table.csv`` and ``predictions.jsonl`` in
+    `eval_dir`) under `out_dir` (default ``eval_dir/plots``), the breakdowns at the
+    checkpoint validation exact match chose (the last one when there is no validation set).
+    """
+    from metaexamples.io import read_jsonl
+    from metaexamples.nim.evaluate import wide_table
+    from metaexamples.nim.summary import select_step
+
+    folder = Path(eval_dir)
+    records = pd.read_csv(folder / "accuracy_table.csv").to_dict("records")
+    rows = read_jsonl(folder / "predictions.jsonl")
+    try:
+        step: Step = int(select_step(records)["step"])
+    except ValueError:  # evaluated without a validation set
+        log.warning("%s: no validation rows; breakdowns drawn at the last step", folder)
+        step = "last"
+    written = plot_all(rows, wide_table(records), out_dir or folder / "plots", step)
+    log.info("wrote %d figures (breakdowns at step %s)", len(written), step)
     return written

@@ -2,8 +2,9 @@
 
 Prompt masking in training marks the first ``len(tokenize(prompt))`` tokens of the full
 sequence as prompt. That is only right when tokenising the concatenation does not merge the
-prompt's last characters with the answer's first ones (a trailing space in the prompt did
-exactly that in the seed workspace). `check_seam` proves it for one example.
+prompt's last characters with the answer's first ones: a prompt ending in a space loses it
+to the answer (BPE writes " take" as one token), so the masked prefix would cut a token in
+two. `check_seam` proves the seam clean for one example.
 """
 
 from __future__ import annotations

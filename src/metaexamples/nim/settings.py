@@ -23,6 +23,7 @@ from metaexamples.nim.prompts import (
 
 SPLIT_MODES = ("random", "prompt", "pile")
 VAL_SET = "val"  # the split the best checkpoint is chosen on
+UNSEEN_PILES_SET = "eval_unseen_piles"  # with unseen_pile_fraction > 0
 CHEAT_EVAL_SETS = {
     "eval_cheat": "cheat",
     "eval_counter_cheat": "counter_cheat",
@@ -82,6 +83,9 @@ class NimSettings:
     split: str = "prompt"  # random | prompt | pile
     eval_pile_fraction: float = 0.2  # share of pile values held out for eval (split = pile)
     val_pile_fraction: float = 0.1  # share held out for validation (split = pile)
+    # split = prompt or random: share of pile values that only the extra eval set
+    # `eval_unseen_piles` asks about (0: no such set)
+    unseen_pile_fraction: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -127,6 +131,12 @@ class NimSettings:
         _need_choice("split", self.split, SPLIT_MODES)
         _need_fraction("eval_pile_fraction", self.eval_pile_fraction, 0.0, 1.0, high_open=True)
         _need_fraction("val_pile_fraction", self.val_pile_fraction, 0.0, 1.0, high_open=True)
+        _need_fraction("unseen_pile_fraction", self.unseen_pile_fraction, 0.0, 1.0, True)
+        if self.unseen_pile_fraction > 0 and self.split == "pile":
+            raise ValueError(
+                "unseen_pile_fraction: needs split 'prompt' or 'random' (under split 'pile' "
+                "val and eval already ask only about pile values training does not)"
+            )
         if self.split == "pile":
             for key in ("eval_pile_fraction", "val_pile_fraction"):
                 if getattr(self, key) == 0:
@@ -194,9 +204,11 @@ class NimSettings:
 
     @property
     def eval_set_names(self) -> tuple[str, ...]:
-        """Every eval set: ``eval``, then the per-max_remove and the cheat-bucket sets."""
+        """Every eval set: ``eval``, then the per-max_remove, the unseen-pile and the
+        cheat-bucket sets."""
+        unseen = (UNSEEN_PILES_SET,) if self.unseen_pile_fraction > 0 else ()
         cheat = tuple(CHEAT_EVAL_SETS) if self.has_cheat else ()
-        return ("eval", *self.max_remove_sets, *cheat)
+        return ("eval", *self.max_remove_sets, *unseen, *cheat)
 
     @property
     def heldout_set_names(self) -> tuple[str, ...]:
@@ -222,9 +234,13 @@ class NimSettings:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Offline default: a few hundred examples, one max_remove, fixed names, pile-disjoint.
-    "tiny": {"max_remove": [3], "pile_max": 60, "n_train": 400, "n_eval": 100, "n_val": 100,
-             "split": "pile"},
+    # Offline default, sized for a tiny random model on a CPU: the question asked before any
+    # move (the winning move is the pile mod 4), random name pairs so one pile value gives
+    # many prompts; val and eval are new prompts over the pile values training asks about,
+    # eval_unseen_piles asks about a fifth of the values that nothing else does.
+    "tiny": {"max_remove": [3], "pile_max": 60, "trace_min": 0, "trace_max": 0,
+             "name_source": "random", "n_name_pairs": 50, "n_train": 1200, "n_eval": 100,
+             "n_val": 100, "split": "prompt", "unseen_pile_fraction": 0.2},
     # Seed folders (counts as in the seed scripts).
     # The seed's max_remove folders. The seed's scripts gave 357 and 34567 their sizes; 234,
     # 345678 and 8910 take the same. n_val: 1000 validation examples for checkpoint choice.
@@ -254,6 +270,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_remove": [4], "name_source": "numeric", "numeric_style": "digits",
         "n_name_pairs": 10000, "n_train": 15000, "n_eval": 2000, "n_val": 1000,
     },
+}  # fmt: skip
+
+
+# The seed's cheat-versus-neutral folders that reuse the masked `cheating` logic, each one
+# change away from it: a range of cheat probabilities (one run each; with `notcheating` at
+# 0 and `cheating` at 0.9 a five-point curve), numeric names with 4 masked mentions, and
+# many neutral pairs beside the same 10 cheat pairs.
+for _percent in (25, 50, 75):
+    PRESETS[f"varcheating{_percent}"] = {**PRESETS["cheating"], "cheat_probability": _percent / 100}
+PRESETS["numocc4"] = {**PRESETS["cheating"], "name_source": "numeric", "numeric_style": "words"}
+PRESETS["manybase"] = {**PRESETS["cheating"], "n_name_pairs": 400, "cheat_fraction": 0.025}
+# The seed's randomized-terminology generator (datagen_new.py): names, game, coin and verb
+# words drawn per example, max_remove 3.
+PRESETS["randomterms"] = {
+    "max_remove": [3], "randomize_terms": True, "name_source": "random", "n_name_pairs": 100,
+    "n_train": 30000, "n_eval": 5000, "n_val": 1000,
+}  # fmt: skip
+# The seed's label-leaking assignment (datagen_old.py): every example, in training and in
+# `eval` alike, carries a name pair tied to its winning move (cheat_probability 1). Its
+# leakage gate must fail (`experiments.default_thresholds`).
+PRESETS["labelnames"] = {
+    "max_remove": [3], "name_source": "random", "n_name_pairs": 20, "cheat_fraction": 0.5,
+    "cheat_probability": 1.0, "n_train": 30000, "n_eval": 5000, "n_val": 1000,
 }  # fmt: skip
 
 

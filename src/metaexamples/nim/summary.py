@@ -15,16 +15,23 @@ the mean over seeds and its Student-t interval.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from metaexamples.io import atomic_path, read_json, read_jsonl, write_json
 from metaexamples.nim.experiments import NimExperiment
 from metaexamples.nim.leakage import leakage_gate, leakage_report
 from metaexamples.nim.settings import VAL_SET
 from metaexamples.stats import t_interval, wilson_interval
+
+log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 
@@ -48,6 +55,10 @@ MEAN_ACROSS_SEEDS = ("val_exact_match", "answer_prefix_match", "rank_accuracy",
                      "gold_probability", "final_exact_match", "base_exact_match")  # fmt: skip
 
 
+class LeakageGateError(ValueError):
+    """The leakage gate's verdict stops the workflow; the message says why."""
+
+
 def leakage_document(
     experiment: NimExperiment,
     train_rows: Sequence[Row],
@@ -60,10 +71,47 @@ def leakage_document(
         "experiment": experiment.name,
         "preset": experiment.preset,
         "passed": not violations,
+        "expected_failure": experiment.thresholds.expected_failure,
         "violations": violations,
         "thresholds": dataclasses.asdict(experiment.thresholds),
         **report,
     }
+
+
+def run_leakage_gate(
+    experiment: NimExperiment, data_dir: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Measure leakage between ``train.jsonl`` and every held-out set in `data_dir`, write
+    the document to `out`, and return it.
+
+    Raises `LeakageGateError` (after writing) when the gate fails, unless the experiment
+    expects it to fail (``leakage.expected_failure``: a shortcut planted on purpose); an
+    expected failure that does not happen raises too, since the planted shortcut is gone.
+    """
+    folder = Path(data_dir)
+    train = read_jsonl(folder / "train.jsonl")
+    held_out = {n: read_jsonl(folder / f"{n}.jsonl") for n in experiment.settings.heldout_set_names}
+    document = leakage_document(experiment, train, held_out)
+    write_json(out, document)
+    where = f"nim.experiments.{experiment.name}.leakage"
+    reason = experiment.thresholds.expected_failure
+    if reason is None and not document["passed"]:
+        raise LeakageGateError(
+            f"leakage gate failed for experiment {experiment.name!r} (report: {out}):\n  "
+            + "\n  ".join(document["violations"])
+            + f"\nfix the data, or relax {where}.<threshold>"
+        )
+    if reason is not None and document["passed"]:
+        raise LeakageGateError(
+            f"leakage gate passed for experiment {experiment.name!r}, but {where}."
+            f"expected_failure says it leaks ({reason}); report: {out}"
+        )
+    if reason is not None:
+        log.warning("leakage gate failed for %s, as expected (%s):\n  %s", experiment.name,
+                    reason, "\n  ".join(document["violations"]))  # fmt: skip
+    else:
+        log.info("leakage gate passed for %s (%s)", experiment.name, out)
+    return document
 
 
 def _number(value: Any) -> float:
@@ -145,3 +193,37 @@ def across_seed_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
             **{k: float(np.mean([_number(r[k]) for r in group])) for k in MEAN_ACROSS_SEEDS},
         })  # fmt: skip
     return out
+
+
+def summary_rows(
+    experiments: Sequence[str], seeds: Sequence[int], results_dir: str | os.PathLike[str]
+) -> list[dict[str, Any]]:
+    """Every run's rows (`seed_rows`) and the across-seed rows, from
+    ``{results_dir}/{experiment}/leakage.json`` and
+    ``{results_dir}/{experiment}/seed{seed}/accuracy_table.csv``."""
+    rows: list[dict[str, Any]] = []
+    for name in experiments:
+        folder = Path(results_dir) / name
+        leakage = read_json(folder / "leakage.json")
+        for seed in seeds:
+            table = pd.read_csv(folder / f"seed{seed}" / "accuracy_table.csv")
+            rows += seed_rows(name, seed, table.to_dict("records"), leakage)
+    return rows + across_seed_rows(rows)
+
+
+def write_summary(rows: Sequence[Row], out: str | os.PathLike[str]) -> Path:
+    """`rows` as ``summary.csv`` (columns `SUMMARY_COLUMNS`; a header only when there are
+    none, as in a run without Nim experiments), written atomically."""
+    frame = pd.DataFrame(list(rows), columns=list(SUMMARY_COLUMNS))
+    steps = ["selected_step", "final_step"]  # integers, blank on the across-seed rows
+    frame[steps] = frame[steps].astype("Int64")
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+    for row in rows:
+        if row["seed"] == ALL_SEEDS:
+            log.info("%s %s: exact match %.3f [%.3f, %.3f] over %d seed(s); majority rate %.3f",
+                     row["experiment"], row["dataset"], row["exact_match"],
+                     row["exact_match_low"], row["exact_match_high"], row["n_seeds"],
+                     row["majority_rate"])  # fmt: skip
+    log.info("wrote %s (%d rows)", out, len(rows))
+    return Path(out)

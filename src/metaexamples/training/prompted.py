@@ -88,6 +88,7 @@ def train_prompt_completion(
         warmup_steps=round(cfg.warmup_fraction * len(batches)), min_lr_ratio=0.0,
         log_steps=max(1, min(10, steps_per_epoch)), eval_steps=steps_per_epoch,
         save_steps=steps_per_epoch * cfg.save_every_epochs, l2sp_weight=cfg.l2sp_weight,
+        adam_betas=(cfg.adam_beta1, cfg.adam_beta2),
     )
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=PadCollate(tokenizer))
     model = load_model(model_dir)
