@@ -187,7 +187,9 @@ def across_seed_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
             "n_seeds": len(group), "selected_step": None, "selected_checkpoint": None,
             "exact_match": interval.estimate, "exact_match_low": interval.low,
             "exact_match_high": interval.high, "interval_method": interval.method,
-            "above_majority": bool(interval.low > _number(first["majority_rate"])),
+            # undefined (empty) with one seed: a t interval needs two
+            "above_majority": (None if math.isnan(interval.low)
+                               else bool(interval.low > _number(first["majority_rate"]))),
             "final_step": None,
             **{k: first[k] for k in SAME_ACROSS_SEEDS},
             **{k: float(np.mean([_number(r[k]) for r in group])) for k in MEAN_ACROSS_SEEDS},
