@@ -23,24 +23,20 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from metaexamples.grammar.aggregate import interval_of  # noqa: E402
-from metaexamples.grammar.metrics import MIN_CELL  # noqa: E402
-from metaexamples.grammar.summary import (  # noqa: E402
+from metaexamples.figures import save_figure
+from metaexamples.grammar.aggregate import interval_of
+from metaexamples.grammar.metrics import MIN_CELL
+from metaexamples.grammar.summary import (
     BASELINE,
     HEADLINE_METRICS,
     LEARNING_SPEED,
     ORACLE,
     condition_order,
 )
-from metaexamples.io import atomic_path  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +60,6 @@ SCOPE_STYLE = {"seeds": {"fmt": "o", "mfc": None},  # mean over seeds, t interva
 REFERENCE = {"minimal_pair_accuracy": 0.5, "auroc": 0.5, "auroc_minimal_edit": 0.5,
              "excess_nll": 0.0, "rule_validity_above_chance": 0.0}
 BOUND_COLORS = {BASELINE: (0.55, 0.55, 0.55, 1.0), ORACLE: (0.0, 0.0, 0.0, 1.0)}
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
 
 
 def _colors(conditions: Sequence[str]) -> dict[str, tuple]:
@@ -169,7 +158,7 @@ def plot_metrics_by_condition(
                  "baseline (grey) and oracle (black))")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     _scope_legend(fig)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def read_train_log(path: Path) -> pd.DataFrame | None:
@@ -227,7 +216,7 @@ def plot_loss_curves(
         ax.axis("off")
     fig.suptitle(f"{grammar}: training and evaluation losses (one line per run)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def negative_types(summary: pd.DataFrame, prefix: str) -> tuple[list[str], list[str]]:
@@ -282,7 +271,7 @@ def plot_by_negative_type(
                  "with two or more, else within one run: AUROC by cluster bootstrap, pair "
                  "accuracy Agresti-Coull)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curves(curves: dict[tuple[str, int], dict], grammar: str, threshold: float,
@@ -315,7 +304,7 @@ def plot_learning_curves(curves: dict[tuple[str, int], dict], grammar: str, thre
     ax.set_title(f"{grammar}: learning curves (every length: exact where enumerable, "
                  "held-out val strings beyond; one line per seed)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red",
@@ -368,4 +357,4 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
     fig.suptitle(f"{grammars}: does it help? condition − reference, positive = better, 95 % "
                  "interval, colour = Holm-adjusted verdict", fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 0.97))
-    return _save(fig, path)
+    return save_figure(fig, path)

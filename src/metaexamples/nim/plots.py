@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from metaexamples.io import atomic_path
+from metaexamples.figures import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +240,6 @@ def _diagonal_cell(x: int, y: int) -> Any:
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="0.85", edgecolor="none")
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write `fig` as PNG to `path` atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    log.info("wrote %s", path)
-    return Path(path)
 
 
 def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: str) -> Figure:
