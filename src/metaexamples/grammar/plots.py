@@ -54,7 +54,8 @@ LABELS = {
     "curve_mean_excess_nll": "val excess NLL, mean over training (nats, ↓)",
     "tokens_to_threshold": "synthetic tokens to the threshold (↓)",
 }
-LOG_SCALE = ("excess_nll", "canonical_perplexity")  # values span decades
+# values that span decades: log axes; symlog (linear below 1) where the oracle's 0 must show
+LOG_SCALE = {"excess_nll": "symlog", "canonical_perplexity": "log"}
 SCOPE_STYLE = {"seeds": {"fmt": "o", "mfc": None},  # mean over seeds, t interval
                "run": {"fmt": "s", "mfc": "white"}}  # one model, within-run interval
 REFERENCE = {"minimal_pair_accuracy": 0.5, "auroc": 0.5, "auroc_minimal_edit": 0.5,
@@ -146,7 +147,9 @@ def plot_metrics_by_condition(
                 ax.axhline(float(chance.iloc[0]), color="tab:red", lw=1, ls="--",
                            label="chance")
                 ax.legend(loc="best", fontsize=7)
-        if metric in LOG_SCALE:
+        if LOG_SCALE.get(metric) == "symlog":
+            ax.set_yscale("symlog", linthresh=1.0)
+        elif metric in LOG_SCALE:
             ax.set_yscale("log")
         ax.set_title(LABELS.get(metric, metric), fontsize=9)
         ax.set_xticks(range(len(conditions)))
@@ -330,6 +333,10 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
                 continue
             r = next(hit.itertuples())
             color = VERDICT_COLORS.get(r.verdict, "0.5")
+            if math.isnan(r.estimate):
+                ax.text(0.0, y, f"not tested: {r.note}"[:70], fontsize=6, color="0.4",
+                        ha="center", va="center")
+                continue
             xerr = None
             if not (math.isnan(r.ci_low) or math.isnan(r.ci_high)):
                 xerr = [[r.estimate - r.ci_low], [r.ci_high - r.estimate]]
