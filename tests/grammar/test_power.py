@@ -13,7 +13,7 @@ from metaexamples.grammar import power
 
 
 def _pilot() -> pd.DataFrame:
-    rows = []
+    rows = [{"grammar": "g3", "condition": "baseline", "seed": None, "excess_nll": 100.0}]
     diffs = [0.02, 0.08, -0.01, 0.05, 0.03]
     for seed, d in enumerate(diffs):
         rows.append({"grammar": "g3", "condition": "examples", "seed": seed,
@@ -34,7 +34,9 @@ def test_effects_parse_absolute_or_relative_and_reject_the_rest():
 def test_seeds_table_uses_the_spread_of_paired_differences():
     effects = [power.parse_effect("rule_validity_above_chance=0.05"),
                power.parse_effect("excess_nll=10%")]
-    table = power.seeds_table(_pilot(), effects).set_index("metric")
+    table = power.seeds_table(_pilot(), effects)
+    assert set(table["condition"]) == {"meta_10pct"}  # the bounds are not conditions
+    table = table.set_index("metric")
     sd = pd.Series([0.02, 0.08, -0.01, 0.05, 0.03]).std()
     row = table.loc["rule_validity_above_chance"]
     assert row["pilot_seeds"] == 5 and row["sd_difference"] == pytest.approx(sd)

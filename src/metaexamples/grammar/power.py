@@ -16,6 +16,7 @@ import pandas as pd
 
 from metaexamples import stats
 from metaexamples.grammar.contrasts import CONTRAST_METRICS, contrast_pairs
+from metaexamples.grammar.summary import REFERENCES
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def seeds_table(frame: pd.DataFrame, effects: Sequence[Effect],
     alpha = (1 - stats.LEVEL) / comparisons
     rows = []
     for grammar, group in frame.groupby("grammar", sort=True):
-        conditions = list(dict.fromkeys(group["condition"]))
+        conditions = [c for c in dict.fromkeys(group["condition"]) if c not in REFERENCES]
         for condition, reference in (pairs or contrast_pairs(conditions)):
             a = group[group["condition"] == condition].set_index("seed")
             b = group[group["condition"] == reference].set_index("seed")
