@@ -149,6 +149,7 @@ def plot_metrics_by_condition(
                 ax.legend(loc="best", fontsize=7)
         if LOG_SCALE.get(metric) == "symlog":
             ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(bottom=-0.05)
         elif metric in LOG_SCALE:
             ax.set_yscale("log")
         ax.set_title(LABELS.get(metric, metric), fontsize=9)
