@@ -335,8 +335,9 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
             r = next(hit.itertuples())
             color = VERDICT_COLORS.get(r.verdict, "0.5")
             if math.isnan(r.estimate):
-                ax.text(0.0, y, f"not tested: {r.note}"[:70], fontsize=6, color="0.4",
-                        ha="center", va="center")
+                ax.text(0.5, y, f"not tested: {r.note}"[:80], fontsize=6, color="0.4",
+                        ha="center", va="center", transform=ax.get_yaxis_transform(),
+                        wrap=True)
                 continue
             xerr = None
             if not (math.isnan(r.ci_low) or math.isnan(r.ci_high)):
