@@ -78,8 +78,11 @@ def test_generate_leakage_evaluate_plot_summarize(workdir, tiny_neox_dir):
     assert "mistakes_by_answer.png" in plots
     assert not (workdir / "results/nim/tiny/seed0/plots/accuracy_by_bucket.png").exists()
 
-    assert main(["nim", "summarize", "--experiment", "tiny", "--experiment", "cheats",
-                 "--seed", "0", "--seed", "1"]) == 0  # fmt: skip
+    runs = [arg for name in ("tiny", "cheats") for seed in (0, 1)
+            for arg in ("--run", name, str(seed),
+                        f"results/nim/{name}/seed{seed}/accuracy_table.csv",
+                        f"results/nim/{name}/leakage.json")]  # fmt: skip
+    assert main(["nim", "summarize", *runs]) == 0
     summary = pd.read_csv("results/nim/summary.csv", dtype={"seed": str})
     per_seed = summary[summary["seed"] != "all"]
     assert list(per_seed["experiment"]) == ["tiny"] * 4 + ["cheats"] * 8
@@ -123,7 +126,7 @@ def test_an_expected_leakage_failure_goes_on_and_an_unexpected_pass_stops(workdi
 
 
 def test_summarize_without_experiments_writes_the_header_only(workdir):
-    assert main(["nim", "summarize", "--seed", "0", "--out", "summary.csv"]) == 0
+    assert main(["nim", "summarize", "--out", "summary.csv"]) == 0
     lines = (workdir / "summary.csv").read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("experiment,dataset,seed")
 

@@ -40,10 +40,13 @@ def test_dry_run_plans_plain_and_cheat_experiments_for_every_seed(tmp_path):
     assert f"--eval {heldout} --out-dir results/nim/357/seed0" in proc.stdout
     assert "data/nim/cheating/eval_counter_cheat.jsonl" in proc.stdout
     assert "data/nim/tiny/eval_cheat.jsonl" not in proc.stdout
-    summarize = re.search(r"metaexamples nim summarize (.*) --results-dir", proc.stdout)[1]
-    assert sorted(summarize.split()) == sorted(
-        "--experiment tiny --experiment cheating --experiment 357 --seed 0 --seed 1".split()
-    )
+    summarize = re.search(r"metaexamples nim summarize (.*) --out", proc.stdout)[1]
+    runs = re.findall(r"--run (\S+) (\d) (\S+) (\S+)", summarize)
+    assert sorted((name, seed) for name, seed, *_ in runs) == sorted(
+        (name, seed) for name in ("tiny", "cheating", "357") for seed in "01")
+    assert all(table == f"results/nim/{name}/seed{seed}/accuracy_table.csv"
+               and leakage == f"results/nim/{name}/leakage.json"
+               for name, seed, table, leakage in runs)
 
 
 def test_a_bad_nim_experiment_is_rejected_before_any_job():

@@ -140,12 +140,14 @@ rule nim_summarize:
         ),
     params:
         runs=" ".join(
-            [f"--experiment {name}" for name in NIM] + [f"--seed {s}" for s in NIM_SEEDS]
+            f"--run {name} {s} results/nim/{name}/seed{s}/accuracy_table.csv "
+            f"results/nim/{name}/leakage.json"
+            for name in NIM
+            for s in NIM_SEEDS
         ),
     conda:
         CONDA_ENV
     log:
         "logs/nim_summarize.log",
     shell:
-        "metaexamples nim summarize {params.runs} --results-dir results/nim "
-        "--out {output.summary} 2> {log}"
+        "metaexamples nim summarize {params.runs} --out {output.summary} 2> {log}"

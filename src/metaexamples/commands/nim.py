@@ -10,7 +10,8 @@
                                --eval data/nim/tiny/val.jsonl data/nim/tiny/eval.jsonl \\
                                --out-dir results/nim/tiny/seed0
     metaexamples nim plot      --eval-dir results/nim/tiny/seed0
-    metaexamples nim summarize --experiment tiny [--experiment 357 ...] --seed 0 [--seed 1 ...]
+    metaexamples nim summarize --run tiny 0 results/nim/tiny/seed0/accuracy_table.csv \
+        results/nim/tiny/leakage.json [--run ...] --out results/nim/summary.csv
 
 Experiments are the entries of ``nim.experiments`` in the config (see
 `metaexamples.nim.experiments`); ``--settings`` takes the JSON the workflow passes instead.
@@ -194,26 +195,16 @@ def run_plot(args: argparse.Namespace) -> None:
 
 
 def configure_summarize(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiment", action="append", default=[],
-                        help="an experiment to include (repeatable; none: a header-only "
-                             "table)")  # fmt: skip
-    parser.add_argument("--seed", type=int, action="append", required=True,
-                        help="a training seed to include (repeatable)")  # fmt: skip
-    parser.add_argument(
-        "--results-dir",
-        type=Path,
-        default=RESULTS_ROOT,
-        help="holds <experiment>/leakage.json and <experiment>/seed<N>/accuracy_table.csv",
-    )
-    parser.add_argument("--out", type=Path, default=None,
-                        help="default: RESULTS_DIR/summary.csv")  # fmt: skip
+    parser.add_argument("--run", dest="runs", nargs=4, action="append", default=[],
+                        metavar=("EXPERIMENT", "SEED", "ACCURACY_TABLE", "LEAKAGE"),
+                        help="one run and its files (repeatable; none: a header-only table)")
+    parser.add_argument("--out", type=Path, default=RESULTS_ROOT / "summary.csv")
 
 
 def run_summarize(args: argparse.Namespace) -> None:
     from metaexamples.nim.summary import summary_rows, write_summary
 
-    rows = summary_rows(args.experiment, args.seed, args.results_dir)
-    write_summary(rows, args.out or args.results_dir / "summary.csv")
+    write_summary(summary_rows(args.runs), args.out)
 
 
 # -- wiring -----------------------------------------------------------------------------

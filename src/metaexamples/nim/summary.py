@@ -198,18 +198,14 @@ def across_seed_rows(rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 
 def summary_rows(
-    experiments: Sequence[str], seeds: Sequence[int], results_dir: str | os.PathLike[str]
+    runs: Sequence[tuple[str, int, str | os.PathLike[str], str | os.PathLike[str]]],
 ) -> list[dict[str, Any]]:
-    """Every run's rows (`seed_rows`) and the across-seed rows, from
-    ``{results_dir}/{experiment}/leakage.json`` and
-    ``{results_dir}/{experiment}/seed{seed}/accuracy_table.csv``."""
+    """Every run's rows (`seed_rows`) and the across-seed rows; each run is named with its
+    files: (experiment, seed, its accuracy_table.csv, its experiment's leakage.json)."""
     rows: list[dict[str, Any]] = []
-    for name in experiments:
-        folder = Path(results_dir) / name
-        leakage = read_json(folder / "leakage.json")
-        for seed in seeds:
-            table = pd.read_csv(folder / f"seed{seed}" / "accuracy_table.csv")
-            rows += seed_rows(name, seed, table.to_dict("records"), leakage)
+    for name, seed, table_path, leakage_path in runs:
+        table = pd.read_csv(table_path)
+        rows += seed_rows(name, int(seed), table.to_dict("records"), read_json(leakage_path))
     return rows + across_seed_rows(rows)
 
 
