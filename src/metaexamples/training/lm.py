@@ -25,9 +25,8 @@ from torch.utils.data import DataLoader
 
 from metaexamples.config import TrainingConfig
 from metaexamples.grammar.excess import CurveStrings
-from metaexamples.io import write_json, write_text
-from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
-from metaexamples.training.anchor import drift_metrics
+from metaexamples.io import write_json
+from metaexamples.models import load_model, load_tokenizer, model_info
 from metaexamples.training.checkpoints import (
     latest_checkpoint,
     path_digest,
@@ -44,7 +43,7 @@ from metaexamples.training.loop import (
     train_loop,
 )
 from metaexamples.training.mixing import Pool, build_stream
-from metaexamples.training.run_files import check_seq_len, common_metrics, history_csv, read_texts
+from metaexamples.training.run_files import check_seq_len, finish_run, read_texts
 
 log = get_logger(__name__)  # logs on the main process only
 
@@ -168,31 +167,26 @@ def train_lm(
     )
 
     final = progress.history[-1]
-    metrics = common_metrics(accelerator, precision, progress, time.perf_counter() - started)
-    metrics |= {
+    own = {
         "achieved_synthetic_share": stream.manifest["achieved_synthetic_share"],
         "stream": stream.manifest,
         "resumed_from_step": resumed_from,
         "run_key": key,
-        **drift_metrics(accelerator.unwrap_model(model, keep_torch_compile=False),
-                        inputs.model_dir, cfg.l2sp_weight),
         **{f"final_{k}": final.get(k) for k in ("val_loss", "val_ppl", "canonical_loss",
                                                  "canonical_ppl")},
     }
     resolved = {**settings, "run_key": key, "input_sha256": digests,
                 "inputs": {k: str(v) for k, v in inputs.files().items()}}
+    info = {**model_info(inputs.model_dir), "base_model": str(inputs.model_dir),
+            "run_key": key, "train_steps": progress.step}
+    metrics = finish_run(accelerator, model, tokenizer, progress, precision=precision,
+                         started=started, base_model=inputs.model_dir,
+                         l2sp_weight=cfg.l2sp_weight, out_dir=Path(out_dir), model_name="model",
+                         info=info, config=resolved, metrics=own)
     if accelerator.is_main_process:
-        out_dir = Path(out_dir)
-        info = {**model_info(inputs.model_dir), "base_model": str(inputs.model_dir),
-                "run_key": key, "train_steps": progress.step}
-        save_model_dir(out_dir / "model", accelerator.unwrap_model(model, keep_torch_compile=False),
-                       tokenizer, info)
-        write_text(out_dir / "train_log.csv", history_csv(progress.history))
         if curve is not None:
-            write_json(out_dir / "learning_curve.json",
+            write_json(Path(out_dir) / "learning_curve.json",
                        curve.record(progress.history, metrics["achieved_synthetic_share"]))
-        write_json(out_dir / "config.json", resolved)
-        write_json(out_dir / "train_metrics.json", metrics)
         if not keep_checkpoints:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         log.info("wrote %s: %d steps, %d tokens, %.0f tok/s, synthetic share %.4f", out_dir,

@@ -21,9 +21,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from metaexamples.config import NimTrainingConfig
-from metaexamples.io import write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
-from metaexamples.training.anchor import drift_metrics
 from metaexamples.training.checkpoints import checkpoint_steps
 from metaexamples.training.encoding import PadCollate, SeamCheck, encode_prompt_completions
 from metaexamples.training.loop import (
@@ -33,7 +31,7 @@ from metaexamples.training.loop import (
     prepare_training,
     train_loop,
 )
-from metaexamples.training.run_files import common_metrics, history_csv, max_positions
+from metaexamples.training.run_files import finish_run, max_positions
 
 log = get_logger(__name__)  # logs on the main process only
 
@@ -116,22 +114,14 @@ def train_prompt_completion(
 
     for row in progress.history:
         row["epoch"] = row["step"] / steps_per_epoch
-    metrics = common_metrics(accelerator, precision, progress, time.perf_counter() - started)
-    metrics |= {
-        "examples": len(examples),
-        "epochs": cfg.epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "checkpoints": [p.name for _, p in checkpoint_steps(ckpt_dir)],
-        **drift_metrics(accelerator.unwrap_model(model, keep_torch_compile=False), model_dir,
-                        cfg.l2sp_weight),
-    }
-    if accelerator.is_main_process:
-        net = accelerator.unwrap_model(model, keep_torch_compile=False)
-        save_model_dir(out_dir / "final", net, tokenizer, {**info, "train_steps": progress.step})
-        write_text(out_dir / "train_log.csv", history_csv(progress.history))
-        write_json(out_dir / "config.json", {"nim.training": dataclasses.asdict(cfg),
-                                             "seed": seed, "max_len": max_len,
-                                             "model": str(model_dir), "precision": precision})
-        write_json(out_dir / "train_metrics.json", metrics)
+    own = {"examples": len(examples), "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
+           "checkpoints": [p.name for _, p in checkpoint_steps(ckpt_dir)]}
+    config = {"nim.training": dataclasses.asdict(cfg), "seed": seed, "max_len": max_len,
+              "model": str(model_dir), "precision": precision}
+    metrics = finish_run(accelerator, model, tokenizer, progress, precision=precision,
+                         started=started, base_model=model_dir, l2sp_weight=cfg.l2sp_weight,
+                         out_dir=out_dir, model_name="final",
+                         info={**info, "train_steps": progress.step}, config=config,
+                         metrics=own)
     accelerator.wait_for_everyone()
     return metrics

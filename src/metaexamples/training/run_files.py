@@ -1,10 +1,12 @@
 """What both entries read and write around the loop: the model's length limit, text
-inputs, ``train_log.csv`` and the metrics every ``train_metrics.json`` has."""
+inputs, and the end of every run (`finish_run`: the trained model, ``train_log.csv``,
+``config.json`` and ``train_metrics.json`` with the metrics every run has)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,9 @@ import torch
 from accelerate import Accelerator
 from transformers import AutoConfig
 
-from metaexamples.io import DataFileError, read_jsonl
+from metaexamples.io import DataFileError, read_jsonl, write_json, write_text
+from metaexamples.models import save_model_dir
+from metaexamples.training.anchor import drift_metrics
 from metaexamples.training.loop import Progress
 
 
@@ -78,3 +82,23 @@ def common_metrics(accelerator: Accelerator, precision: str, progress: Progress,
         "precision": precision,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def finish_run(accelerator: Accelerator, model: torch.nn.Module, tokenizer: Any,
+               progress: Progress, *, precision: str, started: float, base_model: Path,
+               l2sp_weight: float, out_dir: Path, model_name: str, info: Mapping[str, Any],
+               config: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """End a run as both families do: its metrics (`common_metrics`, the drift from the
+    base model, then the entry's own `metrics`), and on the main process the trained
+    model in ``out_dir/model_name``, ``train_log.csv``, ``config.json`` and
+    ``train_metrics.json``; every process returns the metrics."""
+    net = accelerator.unwrap_model(model, keep_torch_compile=False)
+    out = common_metrics(accelerator, precision, progress, time.perf_counter() - started)
+    out |= {**metrics, **drift_metrics(net, base_model, l2sp_weight)}
+    if accelerator.is_main_process:
+        out_dir = Path(out_dir)
+        save_model_dir(out_dir / model_name, net, tokenizer, dict(info))
+        write_text(out_dir / "train_log.csv", history_csv(progress.history))
+        write_json(out_dir / "config.json", dict(config))
+        write_json(out_dir / "train_metrics.json", out)
+    return out
