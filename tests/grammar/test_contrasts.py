@@ -87,7 +87,7 @@ def test_paired_cluster_bootstrap_of_two_models_covers():
         difficulty = rng.normal(size=65)
         a = correct(difficulty, p_a, rng.normal(size=65))
         b = correct(difficulty, p_b, rng.normal(size=65))
-        test = contrasts._paired_bootstrap(lambda idx, x: float(x[idx].mean()), a, b,
+        test = contrasts._paired_bootstrap(lambda idx, x: float(x[idx].mean()), (a,), (b,),
                                            list(range(65)), 1.0, 200, rng, "paired")
         hits += test.interval.covers(truth)
     assert 0.93 <= hits / trials <= 0.97

@@ -25,6 +25,7 @@ effect of that size is detected whatever the other contrasts show.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -216,8 +217,8 @@ def models_test(metric: str, cond: RunData, ref: RunData, manifest: Mapping[str,
         _same(da, db, "doc", cond.scores, ref.scores)
         return _paired_bootstrap(
             lambda idx, x: metrics.canonical_metrics(metrics.take(x, idx))[metric],
-            metrics.columns(da, ["logprob", "n_tokens"]),
-            metrics.columns(db, ["logprob", "n_tokens"]),
+            (metrics.columns(da, ["logprob", "n_tokens"]),),
+            (metrics.columns(db, ["logprob", "n_tokens"]),),
             list(range(len(da))), sign, resamples, rng, "paired_bootstrap"), ""
     ta, tb = a[a["split"] == metrics.HEADLINE_SPLIT], b[b["split"] == metrics.HEADLINE_SPLIT]
     _same(ta, tb, "text", cond.scores, ref.scores)
@@ -236,17 +237,14 @@ def models_test(metric: str, cond: RunData, ref: RunData, manifest: Mapping[str,
         ta["cluster"].tolist(), sign, resamples, rng, "paired_cluster_bootstrap"), ""
 
 
-def _paired_bootstrap(stat: Callable[..., float], a: Any, b: Any, clusters: Sequence[object],
-                      sign: float, resamples: int, rng: np.random.Generator,
-                      method: str) -> stats.Test:
-    """Both runs resampled by the same clusters; a normal interval from the bootstrap
-    standard error of the oriented difference."""
-    def value(idx: np.ndarray, x: Any) -> float:
-        return stat(idx, *x) if isinstance(x, tuple) else stat(idx, x)
-
+def _paired_bootstrap(stat: Callable[..., float], a: tuple, b: tuple,
+                      clusters: Sequence[object], sign: float, resamples: int,
+                      rng: np.random.Generator, method: str) -> stats.Test:
+    """Both runs resampled by the same clusters (`stat(idx, *a)` against `stat(idx, *b)`);
+    a normal interval from the bootstrap standard error of the oriented difference."""
     full = np.arange(len(clusters))
-    estimate = sign * (value(full, a) - value(full, b))
-    draws = [sign * (value(idx, a) - value(idx, b))
+    estimate = sign * (stat(full, *a) - stat(full, *b))
+    draws = [sign * (stat(idx, *a) - stat(idx, *b))
              for idx in stats.cluster_draws(clusters, rng, resamples)]
     draws = [d for d in draws if not math.isnan(d)]
     se = float(np.std(draws, ddof=1)) if len(draws) > 1 else math.nan
@@ -283,23 +281,11 @@ def _curve_test(metric: str, cond: RunData, ref: RunData) -> tuple[stats.Test | 
                       "interval; run two or more seeds")
     if ca["texts"] != cb["texts"]:
         raise DataFileError(f"{cond.curve} and {ref.curve}: the curves score different strings")
-    a_area = _per_string_area(ca)
-    b_area = _per_string_area(cb)
-    lengths = np.asarray(ca["lengths"], dtype=int)
-    is_exact = np.asarray(ca["exact"], dtype=bool)
-    d = b_area - a_area  # lower is better: reference minus condition
-    dist = {int(k): float(v) for k, v in ca["length_distribution"].items()}
-    exact = excess.exact_means(lengths[is_exact], d[is_exact]) if is_exact.any() else {}
-    return excess.excess_nll(lengths[~is_exact], d[~is_exact], dist, exact), ""
+    # lower is better: reference minus condition, string by string
+    return excess.curve_estimate(ca, excess.per_string_area(cb) - excess.per_string_area(ca)), ""
 
 
-def _per_string_area(curve: Mapping[str, Any]) -> np.ndarray:
-    tokens = np.asarray(curve["synthetic_tokens"], dtype=float)
-    values = np.asarray(curve["excess"], dtype=float)
-    keep = tokens > 0
-    return excess.trapezoid_mean(tokens[keep], values[keep])
-
-
+@functools.cache  # read once per run, not once per metric
 def _scores(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(read_jsonl(path, required=("split", "logprob")))
     for column in ("valid",):
@@ -309,6 +295,7 @@ def _scores(path: Path) -> pd.DataFrame:
     return frame
 
 
+@functools.cache
 def _samples(path: Path) -> pd.DataFrame:
     return pd.DataFrame(read_jsonl(path, required=("format_valid", "rule_valid",
                                                    "chance_at_length")))

@@ -133,36 +133,43 @@ def tokens_to_threshold(tokens: Sequence[float], values: Sequence[float],
     return math.nan
 
 
+def curve_estimate(curve: Mapping[str, Any], values: Sequence[float]) -> stats.Test:
+    """The excess NLL estimate from one value per curve string (its excess at one step, or
+    any linear summary of its curve): exact lengths averaged, the others stratified."""
+    lengths = np.asarray([int(n) for n in curve["lengths"]])
+    is_exact = np.asarray(curve["exact"], dtype=bool)
+    values = np.asarray(values, dtype=float)
+    distribution = {int(k): float(v) for k, v in curve["length_distribution"].items()}
+    exact = exact_means(lengths[is_exact], values[is_exact]) if is_exact.any() else {}
+    return excess_nll(lengths[~is_exact], values[~is_exact], distribution, exact)
+
+
 def curve_points(curve: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, list[stats.Test]]:
     """(synthetic tokens, per-string excess [steps x strings], the estimate per step) of a
     learning curve record written by training (`training/lm.py`)."""
     tokens = np.asarray(curve["synthetic_tokens"], dtype=float)
     excess = np.asarray(curve["excess"], dtype=float)
-    lengths = [int(n) for n in curve["lengths"]]
-    is_exact = np.asarray(curve["exact"], dtype=bool)
-    distribution = {int(k): float(v) for k, v in curve["length_distribution"].items()}
-    points = []
-    for row in excess:
-        exact = exact_means(np.asarray(lengths)[is_exact], row[is_exact]) if is_exact.any() else {}
-        points.append(excess_nll(np.asarray(lengths)[~is_exact], row[~is_exact], distribution,
-                                 exact))
-    return tokens, excess, points
+    return tokens, excess, [curve_estimate(curve, row) for row in excess]
+
+
+def per_string_area(curve: Mapping[str, Any]) -> np.ndarray:
+    """Each curve string's mean excess over synthetic tokens, from the first evaluation
+    after step 0 to the end (empty when there is none)."""
+    tokens = np.asarray(curve["synthetic_tokens"], dtype=float)
+    keep = tokens > 0
+    if not keep.any():
+        return np.array([])
+    return trapezoid_mean(tokens[keep], np.asarray(curve["excess"], dtype=float)[keep])
 
 
 def curve_area_test(curve: Mapping[str, Any]) -> stats.Test:
     """Mean val excess NLL over synthetic tokens from the first evaluation after step 0
     to the end, with its interval over the held-out val strings (a linear functional of
     every string's curve, so the stratified interval applies to each string's mean)."""
-    tokens, excess, _ = curve_points(curve)
-    keep = tokens > 0
-    if keep.sum() == 0:
+    area = per_string_area(curve)
+    if not len(area):
         return stats.stratified_mean([], [], {})
-    per_string = trapezoid_mean(tokens[keep], excess[keep])
-    lengths = np.asarray([int(n) for n in curve["lengths"]])
-    is_exact = np.asarray(curve["exact"], dtype=bool)
-    distribution = {int(k): float(v) for k, v in curve["length_distribution"].items()}
-    exact = exact_means(lengths[is_exact], per_string[is_exact]) if is_exact.any() else {}
-    return excess_nll(lengths[~is_exact], per_string[~is_exact], distribution, exact)
+    return curve_estimate(curve, area)
 
 
 def curve_summaries(curve: Mapping[str, Any], threshold: float) -> dict[str, float]:
@@ -221,12 +228,9 @@ class CurveStrings:
         return {"val_excess_nll": self.estimate(per_string), PER_STRING: per_string}
 
     def estimate(self, per_string: Sequence[float]) -> float:
-        lengths = [len(r["symbols"]) for r in self.rows]
-        is_exact = np.asarray(self.exact)
-        values = np.asarray(per_string, dtype=float)
-        exact = exact_means(np.asarray(lengths)[is_exact], values[is_exact])
-        return excess_nll(np.asarray(lengths)[~is_exact], values[~is_exact], self.distribution,
-                          exact).interval.estimate
+        record = {"lengths": [len(r["symbols"]) for r in self.rows], "exact": self.exact,
+                  "length_distribution": self.distribution}
+        return curve_estimate(record, per_string).interval.estimate
 
     def record(self, history: Sequence[Mapping[str, Any]], synthetic_share: float
                ) -> dict[str, Any]:
