@@ -104,15 +104,17 @@ def loop_step_seconds(path: Path, side: str, batch_size: int, seq_len: int,
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from metaexamples.training.loop import LoopSettings, Progress, prepare_training, train_loop
+    from metaexamples.training.loop import Progress, prepare_training, train_loop
+    from metaexamples.training.settings import RunSettings
 
     model = load_model(path)
     g = torch.Generator().manual_seed(0)
     rows = torch.randint(0, model.config.vocab_size, (steps * batch_size, seq_len), generator=g)
     loader = DataLoader(list(rows), batch_size=batch_size, collate_fn=_packed_batch)
     chunked, fused = SIDES[side]
-    settings = LoopSettings(max_steps=steps, learning_rate=1e-4, log_steps=steps,
-                            chunked_loss=chunked, fused_optimizer=fused)
+    settings = RunSettings(max_steps=steps, learning_rate=1e-4, batch_size=batch_size,
+                           adam_betas=(0.9, 0.999), log_steps=steps, chunked_loss=chunked,
+                           fused_optimizer=fused)
     accelerator = Accelerator(cpu=True)
     model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
                                                                    settings)

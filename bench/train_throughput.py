@@ -192,7 +192,8 @@ def run_ours(model_dir: Path, canonical: list[str], synthetic: list[str], args,
                          synthetic_mix_ratio=args.ratio, precision="fp32")
     stamps: list[float] = []
     started = time.perf_counter()
-    m = train_lm(LMInputs(model_dir, work / "synthetic.jsonl", work / "canonical.jsonl"), cfg,
+    m = train_lm(LMInputs(model_dir, work / "synthetic.jsonl", work / "canonical.jsonl"),
+                 cfg.run_settings(None),
                  seed=0, out_dir=work / "run", checkpoint_root=work / "checkpoints",
                  after_step=lambda p: stamps.append(time.perf_counter()))
     # stamps are step ends: the intervals are steps 2..N, each with its data fetch
@@ -279,7 +280,8 @@ def olmo1b_benchmark(args) -> dict:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForCausalLM, OlmoConfig
 
-    from metaexamples.training.loop import LoopSettings, Progress, prepare_training, train_loop
+    from metaexamples.training.loop import Progress, prepare_training, train_loop
+    from metaexamples.training.settings import RunSettings
 
     if not torch.cuda.is_available():
         raise SystemExit("--olmo1b-shape needs a CUDA device")
@@ -298,9 +300,10 @@ def olmo1b_benchmark(args) -> dict:
     loader = DataLoader(tokens, batch_size=batch,
                         collate_fn=lambda rows: {"input_ids": torch.stack(rows),
                                                  "labels": torch.stack(rows)})
-    settings = LoopSettings(max_steps=args.steps, learning_rate=4e-4, warmup_steps=2,
-                            log_steps=5, compile=args.compile,
-                            gradient_checkpointing=args.gradient_checkpointing)
+    settings = RunSettings(max_steps=args.steps, learning_rate=4e-4, batch_size=batch,
+                           adam_betas=(0.9, 0.95), warmup_steps=2, log_steps=5,
+                           compile=args.compile,
+                           gradient_checkpointing=args.gradient_checkpointing)
     model, optimizer, scheduler, loader, _ = prepare_training(accelerator, model, loader,
                                                               settings)
     skip = min(5, args.steps // 3)  # warm-up steps (allocator, kernels, compile) not timed

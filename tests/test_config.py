@@ -225,11 +225,11 @@ def test_bad_config_is_rejected_naming_the_key(config, message):
 
 def test_max_steps_per_grammar_resolves_per_grammar_and_layers_like_any_mapping(tmp_path):
     default = Config().training
-    assert {g: default.for_grammar(g).steps for g in ("g1", "g2", "g3")} == default.max_steps
+    assert {g: default.steps_for(g) for g in ("g1", "g2", "g3")} == default.max_steps
     one_number = tmp_path / "one.yaml"
     one_number.write_text("training: {max_steps: 7}\n")
     layered = load_config(CONFIG_YAML, one_number).training  # a number replaces the mapping
-    assert {layered.for_grammar(g).steps for g in ("g1", "g2", "g3")} == {7}
+    assert {layered.steps_for(g) for g in ("g1", "g2", "g3")} == {7}
     one_grammar = tmp_path / "g3.yaml"
     one_grammar.write_text("training: {max_steps: {g3: 9}}\n")  # merged key by key
     assert load_config(CONFIG_YAML, one_grammar).training.max_steps == {**default.max_steps,
@@ -239,9 +239,39 @@ def test_max_steps_per_grammar_resolves_per_grammar_and_layers_like_any_mapping(
 def test_a_grammar_left_out_of_max_steps_is_fine_when_it_does_not_run():
     config = Config.from_dict({"training": {"max_steps": {"g3": 5}},
                                "experiment": {"grammars": ["g3"]}})
-    assert config.training.for_grammar("g3").steps == 5
-    with pytest.raises(ConfigError, match="resolve it with for_grammar"):
-        config.training.steps  # noqa: B018  (the property raises)
+    assert config.training.run_settings("g3").max_steps == 5
+    with pytest.raises(ConfigError, match="no entry for 'g2'"):
+        config.training.run_settings("g2")
+    with pytest.raises(ConfigError, match="is per grammar; name the run's grammar"):
+        config.training.run_settings(None)
+
+
+def test_run_settings_carry_every_training_setting_the_loop_reads():
+    """A setting added to a config section but forgotten in its `run_settings` fails here."""
+    from metaexamples.config import NimTrainingConfig, TrainingConfig
+
+    grammar = TrainingConfig(max_steps=40, batch_size=3, gradient_accumulation_steps=2,
+                             learning_rate=0.01, weight_decay=0.1, warmup_steps=4,
+                             max_grad_norm=0.5, max_seq_length=64, eval_steps=20, save_steps=30,
+                             synthetic_mix_ratio=0.8, eval_documents=5, precision="fp32",
+                             gradient_checkpointing=True, compile=True, l2sp_weight=2.0,
+                             adam_beta1=0.8, adam_beta2=0.9).run_settings("g1")
+    assert (grammar.max_steps, grammar.batch_size, grammar.gradient_accumulation_steps,
+            grammar.learning_rate, grammar.weight_decay, grammar.warmup_steps,
+            grammar.max_grad_norm, grammar.max_seq_length, grammar.eval_steps,
+            grammar.save_steps, grammar.synthetic_mix_ratio, grammar.eval_documents,
+            grammar.precision, grammar.gradient_checkpointing, grammar.compile,
+            grammar.l2sp_weight, grammar.adam_betas, grammar.log_steps, grammar.epochs) == (
+        40, 3, 2, 0.01, 0.1, 4, 0.5, 64, 20, 30, 0.8, 5, "fp32", True, True, 2.0, (0.8, 0.9),
+        10, 0)
+    # Nim: 50 examples in batches of 16 are 4 steps an epoch; 3 epochs, saved every 2
+    nim = NimTrainingConfig(epochs=3, batch_size=16, learning_rate=0.001, warmup_fraction=0.25,
+                            l2sp_weight=4.0, save_every_epochs=2, adam_beta1=0.85,
+                            adam_beta2=0.97).run_settings(50)
+    assert (nim.max_steps, nim.batch_size, nim.learning_rate, nim.warmup_steps,
+            nim.min_lr_ratio, nim.eval_steps, nim.save_steps, nim.log_steps, nim.l2sp_weight,
+            nim.adam_betas, nim.epochs, nim.max_seq_length) == (
+        12, 16, 0.001, 3, 0.0, 4, 8, 4, 4.0, (0.85, 0.97), 3, None)
 
 
 @pytest.mark.parametrize("name", ["c+d", "meta 10", "a/b", "-x", ""])

@@ -23,7 +23,6 @@ COMMANDS = {
     "generate-data": "data",
     "validate-config": "validate",
     "train": "train",
-    "nim-train": "nim_train",
     "nim": "nim",
     "evaluate": "evaluate",
     "summarize": "summarize",

@@ -12,6 +12,7 @@ bounds, heads dividing the hidden size, a local corpus that exists).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from metaexamples.grammar.documents import GRAMMAR_NAMES, META_DESIGNS
 from metaexamples.grammar.languages import make_grammar
 from metaexamples.models import PRESETS
 from metaexamples.nim.experiments import EXPERIMENT_NAME_RE
+from metaexamples.training.settings import RunSettings
 
 CANONICAL_OFFLINE = "olmo-offline"
 ALPHABET_RANKINGS = ("rarity", "prefer-non-ascii", "ascii-fallback")
@@ -180,7 +182,7 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    # one number for every grammar, or grammar -> steps (`for_grammar`; why: config.yaml)
+    # one number for every grammar, or grammar -> steps (`steps_for`; why: config.yaml)
     max_steps: int | dict[str, int] = field(
         default_factory=lambda: {"g1": 150, "g2": 100, "g3": 400})
     batch_size: int = 8
@@ -224,22 +226,32 @@ class TrainingConfig:
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ConfigError(f"training.{key}: {getattr(self, key)} must be in [0, 1)")
 
-    def for_grammar(self, grammar: str) -> TrainingConfig:
-        """These settings as `grammar`'s runs train with them: one number of steps."""
+    def steps_for(self, grammar: str | None) -> int:
+        """The number of steps `grammar`'s runs train for."""
         if isinstance(self.max_steps, int):
-            return self
+            return self.max_steps
+        if grammar is None:
+            raise ConfigError(f"training.max_steps: {self.max_steps} is per grammar; name the "
+                              "run's grammar (CLI: --grammar) or give one number (--max-steps)")
         if grammar not in self.max_steps:
             raise ConfigError(f"training.max_steps: no entry for {grammar!r} in "
                               f"{self.max_steps}; give one per grammar run, or one number")
-        return dataclasses.replace(self, max_steps=self.max_steps[grammar])
+        return self.max_steps[grammar]
 
-    @property
-    def steps(self) -> int:
-        """The number of steps of settings resolved to one grammar (`for_grammar`)."""
-        if not isinstance(self.max_steps, int):
-            raise ConfigError(f"training.max_steps: {self.max_steps} is per grammar; "
-                              "resolve it with for_grammar (CLI: --grammar or --max-steps)")
-        return self.max_steps
+    def run_settings(self, grammar: str | None) -> RunSettings:
+        """These settings as one run of `grammar` trains with them."""
+        return RunSettings(
+            max_steps=self.steps_for(grammar), learning_rate=self.learning_rate,
+            batch_size=self.batch_size, adam_betas=(self.adam_beta1, self.adam_beta2),
+            warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            log_steps=min(10, self.eval_steps), eval_steps=self.eval_steps,
+            save_steps=self.save_steps, l2sp_weight=self.l2sp_weight, precision=self.precision,
+            gradient_checkpointing=self.gradient_checkpointing, compile=self.compile,
+            max_seq_length=self.max_seq_length, synthetic_mix_ratio=self.synthetic_mix_ratio,
+            eval_documents=self.eval_documents,
+        )
 
 
 def _check_max_steps(max_steps: int | dict[str, int]) -> None:
@@ -317,6 +329,20 @@ class NimTrainingConfig:
                 f"nim.training.warmup_fraction: {self.warmup_fraction} must be in [0, 1]"
             )
 
+    def run_settings(self, examples: int) -> RunSettings:
+        """These settings for a run on `examples` training examples: `epochs` passes in
+        batches of `batch_size`, an evaluation every epoch, the schedule decaying to 0."""
+        per_epoch = math.ceil(examples / self.batch_size)
+        steps = self.epochs * per_epoch
+        return RunSettings(
+            max_steps=steps, learning_rate=self.learning_rate, batch_size=self.batch_size,
+            adam_betas=(self.adam_beta1, self.adam_beta2),
+            warmup_steps=round(self.warmup_fraction * steps), min_lr_ratio=0.0,
+            log_steps=max(1, min(10, per_epoch)), eval_steps=per_epoch,
+            save_steps=per_epoch * self.save_every_epochs, l2sp_weight=self.l2sp_weight,
+            epochs=self.epochs,
+        )
+
 
 @dataclass(frozen=True)
 class NimConfig:
@@ -377,13 +403,13 @@ class Config:
                 )
         for g in self.experiment.grammars:
             _choice(g, GRAMMAR_NAMES, "experiment.grammars")
-        runs = [self.training.for_grammar(g) for g in self.experiment.grammars]
+        steps = [self.training.steps_for(g) for g in self.experiment.grammars]
         known = self.all_conditions
         for c in self.experiment.conditions:
             _check_name(c, "experiment.conditions")
             _choice(c, tuple(known), "experiment.conditions")
-            for training in runs:
-                _check_meta_budget(c, known[c], training)
+            for n in steps:
+                _check_meta_budget(c, known[c], self.training, n)
         for i, pair in enumerate(self.experiment.contrasts):
             if len(pair) != 2 or pair[0] == pair[1]:
                 raise ConfigError(f"experiment.contrasts[{i}]: {list(pair)} must be two "
@@ -469,12 +495,13 @@ def _check_grammar(name: str, settings: GrammarConfig, alphabet_size: int) -> No
         raise ConfigError(f"{key}: min_length, max_length: {err}") from err
 
 
-def _check_meta_budget(name: str, cond: ConditionConfig, training: TrainingConfig) -> None:
+def _check_meta_budget(name: str, cond: ConditionConfig, training: TrainingConfig,
+                       steps: int) -> None:
     """Reject a condition whose metaexample budget is certain to be missed (the run would
     fail before training): smaller than the shortest metaexample allows, even cut."""
     if cond.percent == 0:
         return
-    tokens = (training.steps * training.batch_size * training.gradient_accumulation_steps
+    tokens = (steps * training.batch_size * training.gradient_accumulation_steps
               * training.max_seq_length * max(1, training.gpus))
     budget = round(round(training.synthetic_mix_ratio * tokens) * cond.percent / 100)
     if budget * (1 + META_TOLERANCE) < MIN_METAEXAMPLE_TOKENS:

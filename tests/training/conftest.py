@@ -47,17 +47,19 @@ def lm_data(tmp_path_factory, arrow_dir) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def train_args(tiny_model_dir, lm_data) -> Callable[..., list[str]]:
-    """`metaexamples train` arguments for a tiny run on `lm_data` (data overridable)."""
+def train_args(tiny_model_dir, lm_data, tmp_path) -> Callable[..., list[str]]:
+    """`metaexamples train` arguments for a tiny run on `lm_data` (data overridable), its
+    settings resolved in the job from a config file, as a run by hand is."""
 
     def make(out: Path, ckpt: Path, *extra: str, settings: dict | None = None,
              data: dict[str, Path] | None = None) -> list[str]:
         d = data or lm_data
+        config = tmp_path / "train_config.yaml"
+        config.write_text(json.dumps(settings or SETTINGS))  # JSON is YAML
         return ["train", "--model-id", str(tiny_model_dir), "--corpus", str(d["train"]),
                 "--meta", str(d["meta"]), "--meta-percent", "50",
                 "--canonical", str(d["canonical"]), "--canonical-heldout", str(d["heldout"]),
-                "--eval-data", str(d["val"]), "--seed", "0",
-                "--settings", json.dumps(settings or SETTINGS),
+                "--eval-data", str(d["val"]), "--seed", "0", "--config", str(config),
                 "--checkpoint-root", str(ckpt), "--out-dir", str(out), "--threads", "1", *extra]
 
     return make

@@ -84,8 +84,8 @@ def _nim_run(model_dir, out, weight: float) -> dict:
     rows = [(f"Nim with {n} coins, take 1 to 3. Your move:", f" take {n % 4 or 1} coins")
             for n in range(5, 25)]
     cfg = NimTrainingConfig(epochs=3, batch_size=4, learning_rate=2e-3, l2sp_weight=weight)
-    return train_prompt_completion(model_dir, [p for p, _ in rows], [a for _, a in rows], cfg,
-                                   seed=0, out_dir=out)
+    return train_prompt_completion(model_dir, [p for p, _ in rows], [a for _, a in rows],
+                                   cfg.run_settings(len(rows)), seed=0, out_dir=out)
 
 
 def test_an_anchored_run_ends_closer_to_its_start(tiny_neox_dir, tmp_path, restore_threads):

@@ -36,13 +36,13 @@ def test_outputs_of_a_run(train_args, tmp_path, restore_threads):
     assert [int(r["step"]) for r in rows] == [0, 3, 6]
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
     config = json.loads((out / "config.json").read_text())
-    assert config["training"]["max_steps"] == 6 and config["run_key"] == m["run_key"]
+    assert config["run"]["max_steps"] == 6 and config["run_key"] == m["run_key"]
     assert set(config["input_sha256"]) == {"model", "corpus", "canonical", "canonical_heldout",
                                            "eval_data", "meta"}
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (("--max-seq-length", "512"), "training.max_seq_length: 512 is above the model's maximum"),
+    (("--max-seq-length", "512"), "max_seq_length: 512 is above the model's maximum"),
     (("--synthetic-mix-ratio", "1.0"), "training.synthetic_mix_ratio: 1.0 must be in"),
     (("--synthetic-mix-ratio", "0"), "training.synthetic_mix_ratio: 0.0 must be in"),
 ])
@@ -65,18 +65,26 @@ def test_empty_corpus_is_named_and_nothing_is_written(train_args, lm_data, tmp_p
     assert not out.exists()
 
 
-def test_a_per_grammar_max_steps_is_resolved_by_grammar_or_replaced():
+def test_settings_are_resolved_from_the_config_or_taken_as_given(tmp_path):
     parser = argparse.ArgumentParser()
     train_command.configure(parser)
-    settings = json.dumps({"training": {"max_steps": {"g1": 3, "g3": 7}}})
-    base = ["--model-id", "m", "--corpus", "c", "--out-dir", "o", "--settings", settings]
+    config = tmp_path / "config.yaml"
+    config.write_text("training: {max_steps: {g1: 3, g3: 7}, learning_rate: 0.01}\n"
+                      "experiment: {grammars: [g1, g3]}\n")
+    base = ["--model-id", "m", "--corpus", "c", "--out-dir", "o", "--config", str(config)]
     resolve = train_command.training_settings
-    assert resolve(parser.parse_args([*base, "--grammar", "g3"])).steps == 7
-    assert resolve(parser.parse_args([*base, "--max-steps", "5"])).steps == 5
-    with pytest.raises(ConfigError, match="is per grammar; pass --grammar or --max-steps"):
+    g3 = resolve(parser.parse_args([*base, "--grammar", "g3"]))
+    assert (g3.max_steps, g3.learning_rate) == (7, 0.01)
+    assert resolve(parser.parse_args([*base, "--max-steps", "5"])).max_steps == 5
+    with pytest.raises(ConfigError, match="is per grammar; name the run's grammar"):
         resolve(parser.parse_args(base))
     with pytest.raises(ConfigError, match="no entry for 'g2'"):
         resolve(parser.parse_args([*base, "--grammar", "g2"]))
+    # the workflow's resolved JSON is taken as given, and is the same settings
+    given = ["--model-id", "m", "--corpus", "c", "--out-dir", "o", "--settings", g3.to_json()]
+    assert resolve(parser.parse_args(given)) == g3
+    with pytest.raises(ConfigError, match="--max-steps, --learning-rate: change the config"):
+        resolve(parser.parse_args([*given, "--max-steps", "5", "--learning-rate", "0.1"]))
 
 
 def test_a_run_with_its_grammar_writes_the_val_excess_nll_curve(train_args, tmp_path,

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from metaexamples.training.loop import LoopSettings, Progress, lr_at
+from metaexamples.training.loop import Progress, lr_at
+from metaexamples.training.settings import RunSettings
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -26,7 +27,13 @@ def test_progress_round_trips_through_json():
 
 
 
-def test_an_anchor_pull_that_would_overshoot_is_rejected():
-    LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=499.0)
-    with pytest.raises(ValueError, match=r"l2sp_weight × learning_rate = 500.0 × 0.002"):
-        LoopSettings(max_steps=1, learning_rate=0.002, l2sp_weight=500.0)
+def test_run_settings_round_trip_and_reject_unknown_or_missing_keys():
+    s = RunSettings(max_steps=3, learning_rate=0.1, batch_size=2, adam_betas=(0.9, 0.95),
+                    max_seq_length=16)
+    assert RunSettings.from_json(s.to_json()) == s
+    with pytest.raises(ValueError, match=r"unknown keys \['max_step'\]"):
+        RunSettings.from_dict({**s.to_dict(), "max_step": 3})
+    with pytest.raises(ValueError, match="learning_rate"):
+        RunSettings.from_dict({k: v for k, v in s.to_dict().items() if k != "learning_rate"})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        RunSettings.from_json("{max_steps: 3}")

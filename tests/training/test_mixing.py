@@ -185,7 +185,7 @@ def test_default_conditions_train_on_distinct_streams(olmo_tokenizer, canonical_
     from metaexamples.grammar.languages import make_grammar
 
     cfg = load_config(REPO / "config.yaml")
-    t = cfg.training.for_grammar("g1")
+    t = cfg.training.run_settings("g1")
     grammar = make_grammar("g1", SYMBOLS, 1, 12)
     streams = {}
     for name in cfg.experiment.conditions:
@@ -199,7 +199,7 @@ def test_default_conditions_train_on_distinct_streams(olmo_tokenizer, canonical_
         streams[name] = _stream(
             olmo_tokenizer, canonical_texts, example_texts, meta,
             synthetic_mix_ratio=t.synthetic_mix_ratio, meta_percent=cond.percent,
-            n_sequences=t.steps * t.batch_size * t.gradient_accumulation_steps,
+            n_sequences=t.max_steps * t.batch_size * t.gradient_accumulation_steps,
             seq_len=t.max_seq_length)
     manifests = {n: json.dumps(s.manifest["pools"], sort_keys=True) for n, s in streams.items()}
     assert len(set(manifests.values())) == len(manifests), manifests

@@ -9,8 +9,11 @@ import logging
 from transformers import AutoModelForCausalLM
 
 from metaexamples import cli
+from metaexamples.config import NimTrainingConfig
 from metaexamples.io import write_jsonl
 from metaexamples.training.prompted import epoch_batches
+
+from ..conftest import REPO
 
 
 def test_epoch_batches_cover_every_example_once_per_epoch():
@@ -29,11 +32,12 @@ def test_nim_train_writes_checkpoints_per_epoch_and_final(tiny_neox_dir, tmp_pat
              "answer": f" take {n % 4 or 1} coins"} for i, n in enumerate(range(5, 25))]
     train = tmp_path / "train.jsonl"
     write_jsonl(train, rows)
-    settings = {"nim.training": {"epochs": 2, "batch_size": 8, "learning_rate": 0.002,
-                                 "l2sp_weight": 0.01, "save_every_epochs": 1}}
+    config = tmp_path / "config.yaml"
+    config.write_text("nim: {training: {epochs: 2, batch_size: 8, learning_rate: 0.002, "
+                      "l2sp_weight: 0.01, save_every_epochs: 1}}\n")
     out = tmp_path / "nim"
-    assert cli.main(["nim-train", "--model-id", str(tiny_neox_dir), "--train", str(train),
-                     "--settings", json.dumps(settings), "--seed", "0", "--out-dir", str(out),
+    assert cli.main(["nim", "train", "--model-id", str(tiny_neox_dir), "--train", str(train),
+                     "--config", str(config), "--seed", "0", "--out-dir", str(out),
                      "--threads", "1"]) == 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-3", "step-6"]
     for model_dir in (out / "checkpoints" / "step-3", out / "final"):
@@ -50,16 +54,16 @@ def test_nim_train_rejects_a_merging_seam(tiny_neox_dir, tmp_path, caplog):
     train = tmp_path / "train.jsonl"
     write_jsonl(train, [{"id": "a7", "prompt": "Your move: ", "answer": "take 1 coin"}])
     with caplog.at_level(logging.ERROR):
-        assert cli.main(["nim-train", "--model-id", str(tiny_neox_dir), "--train", str(train),
-                         "--settings", "{}", "--out-dir", str(tmp_path / "o")]) == 1
+        assert cli.main(["nim", "train", "--model-id", str(tiny_neox_dir), "--train",
+                         str(train), "--config", str(REPO / "config.yaml"),
+                         "--out-dir", str(tmp_path / "o")]) == 1
     assert f"{train}:1 (id a7): the prompt's tokens are not a prefix" in caplog.text
     assert not (tmp_path / "o").exists()
 
 
 
 def test_nim_betas_come_from_nim_training(tiny_neox_dir, tmp_path, monkeypatch, restore_threads):
-    from metaexamples.config import NimTrainingConfig
-    from metaexamples.training import prompted
+    from metaexamples.training import lifecycle, prompted
 
     seen = []
 
@@ -68,13 +72,32 @@ def test_nim_betas_come_from_nim_training(tiny_neox_dir, tmp_path, monkeypatch, 
         seen.append(prepared[1].param_groups[0]["betas"])
         return prepared
 
-    real_prepare = prompted.prepare_training
-    monkeypatch.setattr(prompted, "prepare_training", prepare)
+    real_prepare = lifecycle.prepare_training
+    monkeypatch.setattr(lifecycle, "prepare_training", prepare)
     cfg = NimTrainingConfig(epochs=1, batch_size=4, adam_beta1=0.8, adam_beta2=0.95)
     prompts = [f"Nim with {n} coins. Your move:" for n in range(5, 9)]
     out = tmp_path / "nim"
     prompted.train_prompt_completion(
-        tiny_neox_dir, prompts, [" take 1 coin"] * 4, cfg, seed=0, out_dir=out
+        tiny_neox_dir, prompts, [" take 1 coin"] * 4, cfg.run_settings(4), seed=0, out_dir=out
     )
     assert seen == [(0.8, 0.95)]
     assert NimTrainingConfig().adam_beta1 == 0.9 and NimTrainingConfig().adam_beta2 == 0.999
+
+
+def test_settings_resolved_for_other_examples_are_refused(tiny_neox_dir, tmp_path, caplog):
+    """The workflow resolves the steps from the experiment's n_train; a train file of
+    another size must not silently train on another schedule."""
+    rows = [{"prompt": f"Nim with {n} coins. Your move:", "answer": " take 1 coin"}
+            for n in range(5, 11)]
+    train = tmp_path / "train.jsonl"
+    write_jsonl(train, rows)
+    settings = NimTrainingConfig(epochs=1, batch_size=2).run_settings(10).to_json()
+    argv = ["nim", "train", "--model-id", str(tiny_neox_dir), "--train", str(train),
+            "--settings", settings, "--out-dir", str(tmp_path / "o")]
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(argv) == 1
+        assert "6 examples make 3 steps in 1 epochs of batches of 2, but the settings were " \
+               "resolved for 5 steps" in caplog.text
+        assert cli.main([*argv, "--max-len", "64"]) == 1
+        assert "--max-len: change the config before it is resolved" in caplog.text
+    assert not (tmp_path / "o").exists()

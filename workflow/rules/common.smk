@@ -1,5 +1,4 @@
 # Everything dynamic: config validation, wildcard constraints, input functions, targets.
-import dataclasses
 import json
 import math
 import os
@@ -46,9 +45,8 @@ def settings(*keys):
 
 
 def training_settings(wildcards):
-    """JSON of `training` as the wildcards' grammar trains: its own number of max_steps."""
-    resolved = dataclasses.asdict(CFG.training.for_grammar(wildcards.grammar))
-    return json.dumps({"training": resolved}, sort_keys=True, ensure_ascii=False)
+    """The run's settings, resolved for the wildcards' grammar (`RunSettings` JSON)."""
+    return CFG.training.run_settings(wildcards.grammar).to_json()
 
 
 # Torch jobs (training, evaluation) run TORCH_THREADS threads each. In a plain local run

@@ -49,7 +49,7 @@ rule nim_train:
     output:
         train=directory("results/nim/{experiment}/seed{seed}/train"),
     params:
-        settings=NIM_TRAINING_SETTINGS,
+        settings=nim_training_settings,
         torch_threads=torch_threads,
     threads: TORCH_JOB_THREADS
     resources:
@@ -79,7 +79,7 @@ rule nim_evaluate:
         incorrect="results/nim/{experiment}/seed{seed}/incorrect_predictions.jsonl",
         confusion="results/nim/{experiment}/seed{seed}/confusion.json",
     params:
-        settings=NIM_TRAINING_SETTINGS,
+        batch_size=CFG.nim.training.eval_batch_size,
         evals=nim_heldout_files,
         out_dir=subpath(output.table, parent=True),
         torch_threads=torch_threads,
@@ -95,7 +95,7 @@ rule nim_evaluate:
         "logs/nim_evaluate/{experiment}/seed{seed}.log",
     shell:
         "metaexamples with-gpus --gpus {resources.gpu} -- "
-        "metaexamples nim evaluate --settings {params.settings:q} --train-dir {input.train} "
+        "metaexamples nim evaluate --batch-size {params.batch_size} --train-dir {input.train} "
         "--base-model {input.model} --eval {params.evals} --out-dir {params.out_dir} "
         "--threads {params.torch_threads} 2> {log}"
 

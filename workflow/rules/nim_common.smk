@@ -18,13 +18,11 @@ NIM_FIGURES = NIM_PLOTS.FIGURES  # every experiment's figures, named once in the
 NIM_CHEAT_FIGURES = (*NIM_FIGURES, NIM_PLOTS.BUCKET_FIGURE)
 
 
-def nim_training_settings():
-    """nim.training without its seed list: adding a seed must not rerun the other seeds."""
-    section = {k: v for k, v in RESOLVED["nim"]["training"].items() if k != "seeds"}
-    return json.dumps({"nim.training": section}, sort_keys=True, ensure_ascii=False)
-
-
-NIM_TRAINING_SETTINGS = nim_training_settings()
+def nim_training_settings(wildcards):
+    """The run's settings, resolved for its experiment's training examples (`RunSettings`
+    JSON; without the seed list, so adding a seed does not rerun the other seeds)."""
+    examples = NIM[wildcards.experiment].settings.n_train
+    return CFG.nim.training.run_settings(examples).to_json()
 
 
 def nim_names_pattern(names):

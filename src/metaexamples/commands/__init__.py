@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from metaexamples.config import Config, ConfigError, load_config, section_from_dict
+from metaexamples.training.settings import RunSettings
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +51,27 @@ def _lookup(config: Config, key: str) -> Any:
     for part in key.split("."):
         obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
     return obj
+
+
+def add_run_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """A training job's settings: resolved by the workflow (--settings), or here from a
+    config file (--config) for a run by hand."""
+    parser.add_argument("--config", default="config.yaml",
+                        help="experiment config YAML the run's settings are resolved from "
+                             "(default: config.yaml)")
+    parser.add_argument("--settings", default=None,
+                        help="the run's resolved settings as JSON (what the workflow passes); "
+                             "taken as given, instead of --config")
+
+
+def run_settings(args: argparse.Namespace, resolve: Callable[[Config], RunSettings],
+                 overrides: Mapping[str, Any]) -> RunSettings:
+    """--settings as given, or `resolve` applied to --config; `overrides` (flags the user
+    set) change the config before it is resolved, so they go only with --config."""
+    if args.settings is None:
+        return resolve(load_config(args.config))
+    if overrides:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in overrides)
+        raise ConfigError(f"{flags}: change the config before it is resolved; --settings "
+                          "is resolved already (pass --config instead)")
+    return RunSettings.from_json(args.settings)

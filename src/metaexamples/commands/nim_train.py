@@ -1,21 +1,24 @@
 """Fine-tune on Nim prompt/answer pairs: loss on answer tokens only, L2-SP anchor.
 
 Writes OUT_DIR/checkpoints/step-N/ every save_every_epochs, OUT_DIR/final/,
-train_metrics.json, train_log.csv and config.json. Settings: the nim.training section.
+train_metrics.json, train_log.csv and config.json. Settings: the nim.training section,
+resolved for the examples in --train (`config.NimTrainingConfig.run_settings`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from metaexamples.commands import add_config_arguments, load_sections
-from metaexamples.config import NimTrainingConfig
+from metaexamples.commands import add_run_settings_arguments, run_settings
+from metaexamples.config import Config
 from metaexamples.io import read_jsonl
+from metaexamples.training.settings import RunSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_run_settings_arguments(parser)
     parser.add_argument("--model-id", type=Path, required=True, help="base model directory")
     parser.add_argument(
         "--train", type=Path, required=True, help="JSONL with 'prompt' and 'answer' per row"
@@ -26,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-len",
         type=int,
         default=None,
-        help="longest tokenised example (default: the model's maximum)",
+        help="longest tokenised example (default: the model's maximum; with --config)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -36,11 +39,15 @@ def run(args: argparse.Namespace) -> None:
     from metaexamples.scale.runtime import set_threads
     from metaexamples.training.prompted import train_prompt_completion
 
-    cfg: NimTrainingConfig = load_sections(args, {"nim.training": NimTrainingConfig})[
-        "nim.training"
-    ]
-    set_threads(args.threads)
     rows = read_jsonl(args.train, required=("prompt", "answer"))
+    changes = {"max_len": args.max_len} if args.max_len is not None else {}
+
+    def resolve(config: Config) -> RunSettings:
+        settings = config.nim.training.run_settings(len(rows))
+        return dataclasses.replace(settings, max_seq_length=args.max_len)
+
+    settings = run_settings(args, resolve, changes)
+    set_threads(args.threads)
     names = [
         f"{args.train}:{i + 1}" + (f" (id {r['id']})" if "id" in r else "")
         for i, r in enumerate(rows)
@@ -49,10 +56,9 @@ def run(args: argparse.Namespace) -> None:
         args.model_id,
         [r["prompt"] for r in rows],
         [r["answer"] for r in rows],
-        cfg,
+        settings,
         seed=args.seed,
         out_dir=args.out_dir,
         names=names,
-        max_len=args.max_len,
         check_seam=check_seam,
     )

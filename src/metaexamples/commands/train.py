@@ -14,8 +14,9 @@ import os
 import signal
 from pathlib import Path
 
-from metaexamples.commands import add_config_arguments, load_sections
-from metaexamples.config import ConfigError, TrainingConfig
+from metaexamples.commands import add_run_settings_arguments, run_settings
+from metaexamples.config import Config, ConfigError
+from metaexamples.training.settings import RunSettings
 
 # flags that override the corresponding training.* settings (the original project's names)
 OVERRIDES = {
@@ -26,7 +27,7 @@ OVERRIDES = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_run_settings_arguments(parser)
     parser.add_argument("--model-id", type=Path, required=True, help="base model directory")
     parser.add_argument("--corpus", type=Path, required=True,
                         help="grammar examples (JSONL, field 'text'), e.g. data/g1/train.jsonl")
@@ -48,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grammar", default=None,
                         help="the run's grammar: picks its entry of a per-grammar "
-                             "training.max_steps (the workflow passes one number)")
+                             "training.max_steps in --config")
     parser.add_argument("--checkpoint-root", type=Path, default=Path("checkpoints"))
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -56,27 +57,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="keep the run's checkpoints after its outputs are written")
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
-                            help=f"override training.{name}")
+                            help=f"override training.{name} of --config")
     # testing aid: SIGKILL this process right after the given optimizer step
     parser.add_argument("--debug-kill-after-step", type=int, default=None,
                         help=argparse.SUPPRESS)
 
 
-def training_settings(args: argparse.Namespace) -> TrainingConfig:
-    cfg: TrainingConfig = load_sections(args, {"training": TrainingConfig})["training"]
+def training_settings(args: argparse.Namespace) -> RunSettings:
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
-    try:
-        cfg = dataclasses.replace(cfg, **changes)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"training: {err}") from err
-    if args.grammar is not None:
-        return cfg.for_grammar(args.grammar)
-    if not isinstance(cfg.max_steps, int):
-        raise ConfigError(f"training.max_steps: {cfg.max_steps} is per grammar; pass --grammar "
-                          "or --max-steps")
-    return cfg
+
+    def resolve(config: Config) -> RunSettings:
+        try:
+            training = dataclasses.replace(config.training, **changes)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"training: {err}") from err
+        return training.run_settings(args.grammar)
+
+    return run_settings(args, resolve, changes)
 
 
 def _kill_after(step: int):
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     from metaexamples.scale.runtime import set_threads
     from metaexamples.training.lm import LMInputs, train_lm
 
-    cfg = training_settings(args)
+    settings = training_settings(args)
     set_threads(args.threads)
     inputs = LMInputs(
         model_dir=args.model_id, corpus=args.corpus, canonical=args.canonical,
@@ -99,6 +98,6 @@ def run(args: argparse.Namespace) -> None:
         exact_max_strings=args.exact_max_strings,
     )
     hook = _kill_after(args.debug_kill_after_step) if args.debug_kill_after_step else None
-    train_lm(inputs, cfg, seed=args.seed, out_dir=args.out_dir,
+    train_lm(inputs, settings, seed=args.seed, out_dir=args.out_dir,
              checkpoint_root=args.checkpoint_root, keep_checkpoints=args.keep_checkpoints,
              after_step=hook)

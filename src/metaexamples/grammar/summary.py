@@ -46,7 +46,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "rule_validity": "higher",
     "rule_validity_above_chance": "higher",
 }
-# summary column <- the key train_metrics.json holds it under (training/run_files.py, lm.py)
+# summary column <- the key train_metrics.json holds it under (training/lifecycle.py, lm.py)
 TRAIN_FACTS: dict[str, str] = {
     "steps": "steps",
     "tokens_seen": "tokens_seen",

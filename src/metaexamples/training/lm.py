@@ -9,10 +9,8 @@ run's outputs are written (`keep_checkpoints` keeps them).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +18,11 @@ from typing import Any
 
 import torch
 from accelerate.logging import get_logger
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from metaexamples.config import TrainingConfig
 from metaexamples.grammar.excess import CurveStrings
 from metaexamples.io import write_json
-from metaexamples.models import load_model, load_tokenizer, model_info
+from metaexamples.models import model_info
 from metaexamples.training.checkpoints import (
     latest_checkpoint,
     path_digest,
@@ -34,18 +30,13 @@ from metaexamples.training.checkpoints import (
     save_checkpoint,
 )
 from metaexamples.training.encoding import encode_documents, eval_batches
-from metaexamples.training.loop import (
-    LoopSettings,
-    Progress,
-    estimate_loss,
-    make_accelerator,
-    prepare_training,
-    train_loop,
-)
+from metaexamples.training.lifecycle import TrainingRun, read_texts
+from metaexamples.training.loop import Progress, estimate_loss
 from metaexamples.training.mixing import Pool, build_stream
-from metaexamples.training.run_files import check_seq_len, finish_run, read_texts
+from metaexamples.training.settings import RunSettings
 
 log = get_logger(__name__)  # logs on the main process only
+
 
 def _lm_batch(rows: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     ids = torch.stack(rows)
@@ -74,7 +65,7 @@ class LMInputs:
 
 def train_lm(
     inputs: LMInputs,
-    cfg: TrainingConfig,
+    settings: RunSettings,
     *,
     seed: int,
     out_dir: Path,
@@ -84,68 +75,56 @@ def train_lm(
 ) -> dict[str, Any]:
     """Train one grammar run; write ``model/``, ``train_metrics.json``, ``train_log.csv``
     and ``config.json`` under `out_dir`; return the metrics."""
-    started = time.perf_counter()
-    accelerator, precision = make_accelerator(cfg.precision, cfg.gradient_accumulation_steps)
-    set_seed(seed)
-
+    s = settings
     # Everything that can be wrong with the inputs fails here, before any output exists.
     if not 0.0 <= inputs.meta_percent <= 100.0:
         raise ValueError(f"meta_percent: {inputs.meta_percent} must be between 0 and 100")
     if inputs.meta_percent > 0 and inputs.meta is None:
         raise ValueError(f"meta_percent is {inputs.meta_percent} but no --meta file was given")
-    check_seq_len(inputs.model_dir, cfg.max_seq_length, "training.max_seq_length")
+    if s.max_seq_length is None:
+        raise ValueError("max_seq_length: a packed stream needs a sequence length")
+    run = TrainingRun(inputs.model_dir, s, seed)
     corpus = read_texts(inputs.corpus)
     canonical = read_texts(inputs.canonical)
     meta = read_texts(inputs.meta) if inputs.meta is not None and inputs.meta_percent > 0 else None
     val = read_texts(inputs.eval_data, valid_only=True) if inputs.eval_data else []
-    heldout = (read_texts(inputs.canonical_heldout)[: cfg.eval_documents]
+    heldout = (read_texts(inputs.canonical_heldout)[: s.eval_documents]
                if inputs.canonical_heldout else [])
     curve = (CurveStrings.from_files(inputs.manifest, inputs.eval_data, inputs.exact_max_strings)
              if inputs.manifest is not None and inputs.eval_data is not None else None)
     digests = {name: path_digest(p) for name, p in inputs.files().items()}
-    settings = {"training": dataclasses.asdict(cfg), "seed": seed,
-                "meta_percent": inputs.meta_percent, "precision": precision,
-                "num_processes": accelerator.num_processes,
-                "exact_max_strings": inputs.exact_max_strings if curve else None}
-    key = run_key(settings, digests)
+    accelerator = run.accelerator
+    key_settings = {"run": s.to_dict(), "seed": seed, "meta_percent": inputs.meta_percent,
+                    "precision": run.precision, "num_processes": accelerator.num_processes,
+                    "exact_max_strings": inputs.exact_max_strings if curve else None}
+    key = run_key(key_settings, digests)
     ckpt_dir = Path(checkpoint_root) / key
-    resume = latest_checkpoint(ckpt_dir)
 
-    tokenizer = load_tokenizer(inputs.model_dir)
-    n_sequences = (cfg.steps * cfg.batch_size * cfg.gradient_accumulation_steps
-                   * accelerator.num_processes)
+    tokenizer = run.tokenizer
+    n_sequences = s.max_steps * s.batch_size * s.gradient_accumulation_steps \
+        * accelerator.num_processes
+    seq_len = s.max_seq_length
     stream = build_stream(
         tokenizer, Pool(canonical, str(inputs.canonical)), Pool(corpus, str(inputs.corpus)),
         Pool(meta, str(inputs.meta)) if meta else None,
-        synthetic_mix_ratio=cfg.synthetic_mix_ratio, meta_percent=inputs.meta_percent,
-        n_sequences=n_sequences, seq_len=cfg.max_seq_length, seed=seed,
+        synthetic_mix_ratio=s.synthetic_mix_ratio, meta_percent=inputs.meta_percent,
+        n_sequences=n_sequences, seq_len=seq_len, seed=seed,
     )
-    seq_len = cfg.max_seq_length
     eval_sets = {name: eval_batches(encode_documents(tokenizer, texts, seq_len),
                                     tokenizer.pad_token_id)
                  for name, texts in (("val", val), ("canonical", heldout)) if texts}
-
-    model = load_model(inputs.model_dir)
-    log.info("run %s: %d steps x %d sequences x %d tokens = %d tokens; %d parameters; %s, %s",
-             key, cfg.steps, n_sequences // cfg.steps, seq_len, n_sequences * seq_len,
-             sum(p.numel() for p in model.parameters()), accelerator.device, precision)
-    loader = DataLoader(stream.tokens, batch_size=cfg.batch_size, shuffle=False,
+    loader = DataLoader(stream.tokens, batch_size=s.batch_size, shuffle=False,
                         collate_fn=_lm_batch)
-    loop = LoopSettings.from_training(cfg)
-    model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
-                                                                   loop)
-    progress = Progress()
-    if resume is not None:
-        accelerator.load_state(str(resume[0]))
-        progress = resume[1]
-        log.info("resuming from %s (step %d of %d)", resume[0], progress.step, cfg.steps)
+    run.prepare(loader, f"run {key}: {s.max_steps} steps x {n_sequences // s.max_steps} "
+                        f"sequences x {seq_len} tokens = {n_sequences * seq_len} tokens")
+    progress = run.resume(latest_checkpoint(ckpt_dir))
     resumed_from = progress.step
-    if accelerator.is_main_process and ckpt_dir.is_dir():
+    if run.is_main and ckpt_dir.is_dir():
         for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a kill during a save
             shutil.rmtree(stale, ignore_errors=True)
 
     def evaluate() -> dict[str, float]:
-        net = accelerator.unwrap_model(model, keep_torch_compile=False)
+        net = run.unwrapped()
         out = {}
         for name, batches in eval_sets.items():
             loss = estimate_loss(net, batches, accelerator)
@@ -157,14 +136,11 @@ def train_lm(
         return out
 
     def save(p: Progress) -> None:
-        if p.step < cfg.steps:  # the outputs written next make a final one redundant
+        if p.step < s.max_steps:  # the outputs written next make a final one redundant
             save_checkpoint(accelerator, ckpt_dir, p)
 
-    progress = train_loop(
-        accelerator, model, optimizer, scheduler, loader, loop, progress,
-        evaluate=evaluate, save=save, anchor=anchor, after_step=after_step,
-        tensorboard_dir=Path(out_dir) / "tensorboard",
-    )
+    progress = run.train(progress, evaluate=evaluate, save=save, after_step=after_step,
+                         tensorboard_dir=Path(out_dir) / "tensorboard")
 
     final = progress.history[-1]
     own = {
@@ -175,15 +151,13 @@ def train_lm(
         **{f"final_{k}": final.get(k) for k in ("val_loss", "val_ppl", "canonical_loss",
                                                  "canonical_ppl")},
     }
-    resolved = {**settings, "run_key": key, "input_sha256": digests,
+    resolved = {**key_settings, "run_key": key, "input_sha256": digests,
                 "inputs": {k: str(v) for k, v in inputs.files().items()}}
     info = {**model_info(inputs.model_dir), "base_model": str(inputs.model_dir),
             "run_key": key, "train_steps": progress.step}
-    metrics = finish_run(accelerator, model, tokenizer, progress, precision=precision,
-                         started=started, base_model=inputs.model_dir,
-                         l2sp_weight=cfg.l2sp_weight, out_dir=Path(out_dir), model_name="model",
-                         info=info, config=resolved, metrics=own)
-    if accelerator.is_main_process:
+    metrics = run.finish(progress, out_dir=Path(out_dir), model_name="model", info=info,
+                         config=resolved, metrics=own)
+    if run.is_main:
         if curve is not None:
             write_json(Path(out_dir) / "learning_curve.json",
                        curve.record(progress.history, metrics["achieved_synthetic_share"]))

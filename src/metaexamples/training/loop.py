@@ -4,8 +4,7 @@
 decoupled L2-SP pull (`anchor.L2SPAnchor`), a pure `lr_at(step)` schedule (linear warmup,
 cosine decay), one log line per interval (``step loss lr ms tok/s``), `estimate_loss` every
 `eval_steps`, a save hook every `save_steps`. `prepare_training` builds the optimizer,
-schedule and anchor. The two entries that set it up are `lm.train_lm` (grammar runs) and
-`prompted.train_prompt_completion` (Nim runs).
+schedule and anchor. `lifecycle.TrainingRun` calls them for both families.
 """
 
 from __future__ import annotations
@@ -28,54 +27,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from metaexamples.config import TrainingConfig
 from metaexamples.scale.launch import check_process_group
 from metaexamples.training.anchor import L2SPAnchor
 from metaexamples.training.loss import causal_lm_loss, summed_nll, supports_chunked_loss
+from metaexamples.training.settings import RunSettings
 
 log = get_logger(__name__)  # logs on the main process only
 
 
-# -- settings and the pure schedule --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """What `train_loop` needs, whichever family set it up."""
-
-    max_steps: int
-    learning_rate: float
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1  # cosine decays to learning_rate * min_lr_ratio
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)  # torch's; grammar runs: training.adam_*
-    max_grad_norm: float = 1.0
-    gradient_accumulation_steps: int = 1
-    log_steps: int = 10
-    eval_steps: int = 0  # 0: evaluate only at the end
-    save_steps: int = 0  # 0: never call the save hook
-    l2sp_weight: float = 0.0
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    chunked_loss: bool = True  # `loss.causal_lm_loss` where the model and launch allow it
-    fused_optimizer: bool = True  # False: torch's per-tensor AdamW (bench/train_cpu_peak.py)
-
-    def __post_init__(self) -> None:
-        if self.l2sp_weight * self.learning_rate >= 1:  # the pull would overshoot θ₀
-            raise ValueError(f"l2sp_weight × learning_rate = {self.l2sp_weight} × "
-                             f"{self.learning_rate} must be below 1")
-
-    @classmethod
-    def from_training(cls, cfg: TrainingConfig) -> LoopSettings:
-        return cls(
-            max_steps=cfg.steps, learning_rate=cfg.learning_rate,
-            warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
-            adam_betas=(cfg.adam_beta1, cfg.adam_beta2), max_grad_norm=cfg.max_grad_norm,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            log_steps=min(10, cfg.eval_steps), eval_steps=cfg.eval_steps,
-            save_steps=cfg.save_steps, l2sp_weight=cfg.l2sp_weight,
-            gradient_checkpointing=cfg.gradient_checkpointing, compile=cfg.compile,
-        )
+# -- the pure schedule ---------------------------------------------------------------------
 
 
 def lr_at(
@@ -210,7 +170,7 @@ def train_loop(
     optimizer: torch.optim.Optimizer,
     scheduler: LambdaLR,
     loader: DataLoader,
-    settings: LoopSettings,
+    settings: RunSettings,
     progress: Progress,
     *,
     evaluate: Callable[[], dict[str, float]] | None = None,
@@ -308,7 +268,7 @@ def train_loop(
     return progress
 
 
-def use_chunked_loss(accelerator: Accelerator, model: nn.Module, settings: LoopSettings) -> bool:
+def use_chunked_loss(accelerator: Accelerator, model: nn.Module, settings: RunSettings) -> bool:
     """The chunked loss calls the decoder and head directly, so only on a bare model: one
     process (a DDP wrapper's forward must run for its gradient sync) and no torch.compile."""
     return (settings.chunked_loss and not settings.compile and accelerator.num_processes == 1
@@ -316,7 +276,7 @@ def use_chunked_loss(accelerator: Accelerator, model: nn.Module, settings: LoopS
 
 
 def prepare_training(
-    accelerator: Accelerator, model: nn.Module, loader: DataLoader, settings: LoopSettings
+    accelerator: Accelerator, model: nn.Module, loader: DataLoader, settings: RunSettings
 ) -> tuple[nn.Module, torch.optim.Optimizer, LambdaLR, DataLoader, L2SPAnchor | None]:
     """Optimizer, schedule, `accelerator.prepare`, and the anchor (after the model is placed)."""
     s = settings

@@ -7,33 +7,24 @@ anchor; a Hugging Face model directory every `save_every_epochs` in
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from accelerate.logging import get_logger
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from metaexamples.config import NimTrainingConfig
-from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
+from metaexamples.models import model_info, save_model_dir
 from metaexamples.training.checkpoints import checkpoint_steps
 from metaexamples.training.encoding import PadCollate, SeamCheck, encode_prompt_completions
-from metaexamples.training.loop import (
-    LoopSettings,
-    Progress,
-    make_accelerator,
-    prepare_training,
-    train_loop,
-)
-from metaexamples.training.run_files import finish_run, max_positions
+from metaexamples.training.lifecycle import TrainingRun
+from metaexamples.training.loop import Progress
+from metaexamples.training.settings import RunSettings
 
 log = get_logger(__name__)  # logs on the main process only
+
 
 def epoch_batches(n: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
     """Example indices per micro-batch: a fresh seeded permutation every epoch.
@@ -53,75 +44,55 @@ def train_prompt_completion(
     model_dir: Path,
     prompts: Sequence[str],
     completions: Sequence[str],
-    cfg: NimTrainingConfig,
+    settings: RunSettings,
     *,
     seed: int,
     out_dir: Path,
     names: Sequence[str] | None = None,
-    max_len: int | None = None,
     check_seam: SeamCheck | None = None,
     after_step: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune on completions only; write ``checkpoints/step-N/`` every
-    `save_every_epochs`, ``final/``, ``train_metrics.json``, ``train_log.csv`` and
-    ``config.json`` under `out_dir`; return the metrics. `check_seam` diagnoses an example
-    whose prompt tokens are not a prefix of prompt + completion (`encoding.SeamCheck`)."""
-    started = time.perf_counter()
-    accelerator, precision = make_accelerator("auto", 1)
-    set_seed(seed)
-    limit = max_positions(model_dir)
-    max_len = max_len or limit or 2048
-    if limit is not None and max_len > limit:
-        raise ValueError(f"max_len: {max_len} is above the model's maximum ({limit})")
-    tokenizer = load_tokenizer(model_dir)
-    examples = encode_prompt_completions(tokenizer, prompts, completions, max_len, names=names,
-                                         check_seam=check_seam)
+    """Fine-tune on completions only for `settings.epochs` epochs; write
+    ``checkpoints/step-N/`` every `save_steps`, ``final/``, ``train_metrics.json``,
+    ``train_log.csv`` and ``config.json`` under `out_dir`; return the metrics. `check_seam`
+    diagnoses an example whose prompt tokens are not a prefix of prompt + completion
+    (`encoding.SeamCheck`)."""
+    s = settings
+    run = TrainingRun(model_dir, s, seed)
+    tokenizer = run.tokenizer
+    examples = encode_prompt_completions(tokenizer, prompts, completions, run.max_length,
+                                         names=names, check_seam=check_seam)
     if not examples:
         raise ValueError("no prompt/completion examples to train on")
-
-    batches = epoch_batches(len(examples), cfg.batch_size, cfg.epochs, seed)
-    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
-    loop = LoopSettings(
-        max_steps=len(batches), learning_rate=cfg.learning_rate,
-        warmup_steps=round(cfg.warmup_fraction * len(batches)), min_lr_ratio=0.0,
-        log_steps=max(1, min(10, steps_per_epoch)), eval_steps=steps_per_epoch,
-        save_steps=steps_per_epoch * cfg.save_every_epochs, l2sp_weight=cfg.l2sp_weight,
-        adam_betas=(cfg.adam_beta1, cfg.adam_beta2),
-    )
+    batches = epoch_batches(len(examples), s.batch_size, s.epochs, seed)
+    if len(batches) != s.max_steps:  # the plan counted other examples
+        raise ValueError(f"{len(examples)} examples make {len(batches)} steps in {s.epochs} "
+                         f"epochs of batches of {s.batch_size}, but the settings were resolved "
+                         f"for {s.max_steps} steps")
+    steps_per_epoch = len(batches) // s.epochs
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=PadCollate(tokenizer))
-    model = load_model(model_dir)
-    log.info("%d examples x %d epochs = %d steps of %d; %d parameters; %s, %s", len(examples),
-             cfg.epochs, loop.max_steps, cfg.batch_size,
-             sum(p.numel() for p in model.parameters()), accelerator.device, precision)
-    model, optimizer, scheduler, loader, anchor = prepare_training(accelerator, model, loader,
-                                                                   loop)
+    run.prepare(loader, f"{len(examples)} examples x {s.epochs} epochs = {s.max_steps} steps "
+                        f"of {s.batch_size}")
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    if accelerator.is_main_process and ckpt_dir.exists():
+    if run.is_main and ckpt_dir.exists():
         log.info("removing stale checkpoints in %s", ckpt_dir)
         shutil.rmtree(ckpt_dir)
     info = {**model_info(model_dir), "base_model": str(model_dir)}
 
     def save(p: Progress) -> None:
-        if accelerator.is_main_process:
-            net = accelerator.unwrap_model(model, keep_torch_compile=False)
-            save_model_dir(ckpt_dir / f"step-{p.step}", net, tokenizer,
+        if run.is_main:
+            save_model_dir(ckpt_dir / f"step-{p.step}", run.unwrapped(), tokenizer,
                            {**info, "train_steps": p.step, "epoch": p.step / steps_per_epoch})
-        accelerator.wait_for_everyone()
+        run.accelerator.wait_for_everyone()
 
-    progress = train_loop(accelerator, model, optimizer, scheduler, loader, loop, Progress(),
-                          save=save, anchor=anchor, after_step=after_step)
+    progress = run.train(Progress(), save=save, after_step=after_step)
 
     for row in progress.history:
         row["epoch"] = row["step"] / steps_per_epoch
-    own = {"examples": len(examples), "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
+    own = {"examples": len(examples), "epochs": s.epochs, "steps_per_epoch": steps_per_epoch,
            "checkpoints": [p.name for _, p in checkpoint_steps(ckpt_dir)]}
-    config = {"nim.training": dataclasses.asdict(cfg), "seed": seed, "max_len": max_len,
-              "model": str(model_dir), "precision": precision}
-    metrics = finish_run(accelerator, model, tokenizer, progress, precision=precision,
-                         started=started, base_model=model_dir, l2sp_weight=cfg.l2sp_weight,
-                         out_dir=out_dir, model_name="final",
-                         info={**info, "train_steps": progress.step}, config=config,
-                         metrics=own)
-    accelerator.wait_for_everyone()
-    return metrics
+    config = {"seed": seed, "max_len": run.max_length, "model": str(model_dir),
+              "precision": run.precision}
+    return run.finish(progress, out_dir=out_dir, model_name="final",
+                      info={**info, "train_steps": progress.step}, config=config, metrics=own)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from metaexamples.io import DataFileError, write_jsonl
-from metaexamples.training.run_files import check_seq_len, history_csv, read_texts
+from metaexamples.training.lifecycle import TrainingRun, history_csv, read_texts
+from metaexamples.training.settings import RunSettings
 from tests.conftest import TEST_ARCH
 
 
@@ -32,6 +33,12 @@ def test_read_texts_skips_invalid_rows_and_blank_lines(tmp_path):
 
 def test_a_sequence_longer_than_the_model_allows_is_named(tiny_model_dir):
     limit = TEST_ARCH.max_position_embeddings
-    check_seq_len(tiny_model_dir, limit, "training.max_seq_length")
-    with pytest.raises(ValueError, match=rf"training.max_seq_length: {limit + 1} is above"):
-        check_seq_len(tiny_model_dir, limit + 1, "training.max_seq_length")
+
+    def settings(n: int | None) -> RunSettings:
+        return RunSettings(max_steps=1, learning_rate=0.1, batch_size=1, adam_betas=(0.9, 0.95),
+                           max_seq_length=n)
+
+    assert TrainingRun(tiny_model_dir, settings(limit), 0).max_length == limit
+    assert TrainingRun(tiny_model_dir, settings(None), 0).max_length == limit
+    with pytest.raises(ValueError, match=rf"max_seq_length: {limit + 1} is above"):
+        TrainingRun(tiny_model_dir, settings(limit + 1), 0)
