@@ -32,7 +32,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples.nim.seam import check_seam
     from metaexamples.scale.runtime import set_threads
     from metaexamples.training.prompted import train_prompt_completion
 
@@ -54,5 +53,4 @@ def run(args: argparse.Namespace) -> None:
         out_dir=args.out_dir,
         names=names,
         max_len=args.max_len,
-        check_seam=check_seam,
     )

@@ -62,7 +62,6 @@ from metaexamples.nim.prompts import (
     random_terms,
     render_prompt,
 )
-from metaexamples.nim.seam import check_seam
 from metaexamples.nim.settings import (
     CHEAT_EVAL_SETS,
     UNSEEN_PILES_SET,
@@ -70,6 +69,7 @@ from metaexamples.nim.settings import (
     NimSettings,
 )
 from metaexamples.nim.solver import winning_move
+from metaexamples.seam import check_seam
 
 __all__ = [
     "ROW_KEYS",

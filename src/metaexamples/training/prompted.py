@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from metaexamples.config import NimTrainingConfig
 from metaexamples.models import load_model, load_tokenizer, model_info, save_model_dir
 from metaexamples.training.checkpoints import checkpoint_steps
-from metaexamples.training.encoding import PadCollate, SeamCheck, encode_prompt_completions
+from metaexamples.training.encoding import PadCollate, encode_prompt_completions
 from metaexamples.training.loop import (
     LoopSettings,
     Progress,
@@ -59,13 +59,11 @@ def train_prompt_completion(
     out_dir: Path,
     names: Sequence[str] | None = None,
     max_len: int | None = None,
-    check_seam: SeamCheck | None = None,
     after_step: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on completions only; write ``checkpoints/step-N/`` every
     `save_every_epochs`, ``final/``, ``train_metrics.json``, ``train_log.csv`` and
-    ``config.json`` under `out_dir`; return the metrics. `check_seam` diagnoses an example
-    whose prompt tokens are not a prefix of prompt + completion (`encoding.SeamCheck`)."""
+    ``config.json`` under `out_dir`; return the metrics."""
     started = time.perf_counter()
     accelerator, precision = make_accelerator("auto", 1)
     set_seed(seed)
@@ -74,8 +72,7 @@ def train_prompt_completion(
     if limit is not None and max_len > limit:
         raise ValueError(f"max_len: {max_len} is above the model's maximum ({limit})")
     tokenizer = load_tokenizer(model_dir)
-    examples = encode_prompt_completions(tokenizer, prompts, completions, max_len, names=names,
-                                         check_seam=check_seam)
+    examples = encode_prompt_completions(tokenizer, prompts, completions, max_len, names=names)
     if not examples:
         raise ValueError("no prompt/completion examples to train on")
 
