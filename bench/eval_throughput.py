@@ -6,7 +6,7 @@ One run, one model, one data set:
    scored positions) against a one-string-at-a-time loop (``model(ids).logits`` ->
    ``log_softmax`` -> gather), in strings per second. Also reports how far they differ.
 2. Sampling: `sampling.sample_strings` (KV cache, batch `--sample-batch`, temperature 1,
-   top-p 1, each row stops at its closing tag and leaves the batch) against the seed's
+   top-p 1, each row stops at its closing tag and leaves the batch) against the original project's
    sampler (Hugging Face ``generate``, batch 16, top-p 0.9, a fixed number of new tokens,
    no stop string), in *valid-length samples* per second: samples that, cut at the first
    closing tag, are a well-formed string with a length within the grammar's bounds.
@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=256, help="samples per sampler")
     p.add_argument("--sample-batch", type=int, default=64)
     p.add_argument("--new-tokens", type=int, default=32,
-                   help="fixed new tokens of the seed sampler; bound of ours")
+                   help="fixed new tokens of the original project's sampler; bound of ours")
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--tokenizer", type=Path, default=REPO / "data/assets/olmo_tokenizer.json")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
@@ -68,7 +68,7 @@ def build_model(tokenizer_json: Path, out: Path) -> Path:
 
         wheel = assets.fetch_wheel(assets.OLMO_WHEEL, REPO / "data/assets/wheels")
         assets.extract_member(wheel, assets.OLMO_TOKENIZER, tokenizer_json)
-    prepare_model("tiny-olmo", out, arch=TinyArch(), init_seed=0, tokenizer_json=tokenizer_json)
+    prepare_model("tiny-olmo", out, arch=TinyArch(), init_original=0, tokenizer_json=tokenizer_json)
     return out
 
 
@@ -114,7 +114,7 @@ def valid_length(grammar, text: str) -> bool:
 
 
 @torch.inference_mode()
-def seed_sampler(model, tok, grammar: str, n: int, new_tokens: int, seed: int) -> list[str]:
+def original_sampler(model, tok, grammar: str, n: int, new_tokens: int, seed: int) -> list[str]:
     torch.manual_seed(seed)
     prompt = torch.tensor([sampling.prompt_ids(tok, grammar)] * 16)
     texts: list[str] = []
@@ -154,10 +154,10 @@ def main() -> None:
 
     ours, t_ours = timed(lambda: sampling.sample_strings(
         model, tok, "g2", args.samples, args.sample_batch, args.new_tokens, seed=0))
-    seeds, t_seed = timed(lambda: seed_sampler(model, tok, "g2", args.samples,
+    originals, t_original = timed(lambda: original_sampler(model, tok, "g2", args.samples,
                                                args.new_tokens, seed=0))
     ours_ok = sum(valid_length(g, s.text) for s in ours)
-    seed_ok = sum(valid_length(g, t) for t in seeds)
+    original_ok = sum(valid_length(g, t) for t in originals)
     result = {
         "threads": args.threads,
         "scoring": {"strings": len(seqs), "batched_strings_per_s": len(seqs) / t_batched,
@@ -165,11 +165,11 @@ def main() -> None:
                     "max_abs_diff_logprob": max_diff},
         "sampling": {
             "samples": args.samples, "new_tokens": args.new_tokens,
-            "ours_seconds": t_ours, "seed_seconds": t_seed,
-            "ours_valid_length": ours_ok, "seed_valid_length": seed_ok,
-            "ours_valid_per_s": ours_ok / t_ours, "seed_valid_per_s": seed_ok / t_seed,
+            "ours_seconds": t_ours, "original_seconds": t_original,
+            "ours_valid_length": ours_ok, "original_valid_length": original_ok,
+            "ours_valid_per_s": ours_ok / t_ours, "original_valid_per_s": original_ok / t_original,
             "ours_mean_new_tokens": float(np.mean([s.n_new_tokens for s in ours])),
-            "speedup_valid_per_s": (ours_ok / t_ours) / (seed_ok / t_seed) if seed_ok
+            "speedup_valid_per_s": (ours_ok / t_ours) / (original_ok / t_original) if original_ok
             else float("inf"),
         },
     }
@@ -180,7 +180,7 @@ def main() -> None:
              s["batched_strings_per_s"], s["loop_strings_per_s"], s["speedup"])
     log.info("| sampling, valid-length samples/s (%d samples) | %.2f (%d valid, %.1fs) | "
              "%.2f (%d valid, %.1fs) | %.1fx |", m["samples"], m["ours_valid_per_s"], ours_ok,
-             t_ours, m["seed_valid_per_s"], seed_ok, t_seed, m["speedup_valid_per_s"])
+             t_ours, m["original_valid_per_s"], original_ok, t_original, m["speedup_valid_per_s"])
     log.info("max |batched - loop| log-prob: %.2e; ours: mean %.1f new tokens per sample",
              max_diff, m["ours_mean_new_tokens"])
     if args.out:

@@ -1,23 +1,24 @@
-"""Training throughput: this trainer (token-mixed, packed) against the seed's approach.
+"""Training throughput: this trainer (token-mixed, packed) against the original project's approach.
 
 CPU comparison (default), in one process on the same model, data and machine:
 
 - ours: `metaexamples.training.lm.train_lm`, the real entry point, with the mix counted in
   tokens and every batch packed into full `seq_len` rows (no padding);
-- seed: Hugging Face `Trainer` over a per-document interleave (each next document is
+- original: Hugging Face `Trainer` over a per-document interleave (each next document is
   synthetic with probability `--ratio`, as `datasets.interleave_datasets(probabilities=
   [1 - r, r])`), each document tokenised on the fly and truncated to `seq_len`, batches
-  padded to their longest row with labels -100 on padding (the seed's collator). `datasets`
-  is not a dependency here, so the interleave is emulated in plain Python; the seed's
-  10,000-document shuffle buffer is left out (it only adds start-up time to the seed).
+  padded to their longest row with labels -100 on padding (the original project's collator).
+  `datasets` is not a dependency here, so the interleave is emulated in plain Python; the original
+  project's 10,000-document shuffle buffer is left out (it only adds start-up time to the
+  original).
 
 Both train the same number of optimizer steps at the same batch size, at each of
-``--seq-lens`` (128 is config.yaml's default, 512 the seed's). Reported per side: useful
+``--seq-lens`` (128 is config.yaml's default, 512 the original project's). Reported per side: useful
 (non-padding) training tokens per second of training-loop time (ours: the loop's
-`train_seconds`; seed: `Trainer`'s `train_runtime`), the median over steps of useful
+`train_seconds`; original: `Trainer`'s `train_runtime`), the median over steps of useful
 tokens per step-second (robust to other jobs on a shared machine), the padding fraction,
 the synthetic share of the tokens actually trained on, and end-to-end wall time; and the
-ratio ours / seed of both rates.
+ratio ours / original of both rates.
 
 GPU (`--olmo1b-shape --device cuda`): an `OlmoConfig` with allenai/OLMo-1B's dimensions
 and random weights, trained by `train_loop` in bf16 on random tokens; reports tokens/s and
@@ -85,12 +86,12 @@ def synthetic_texts(path: Path, n: int = 4000) -> list[str]:
             for _ in range(n)]
 
 
-# -- the seed's approach -------------------------------------------------------------------
+# -- the original project's approach ---------------------------------------------------
 
 
 class PerDocumentInterleave(torch.utils.data.IterableDataset):
     """Endless documents: synthetic with probability `ratio`, else canonical; tokenised on
-    the fly and truncated to `max_len` (the seed's `interleave_datasets` + `map`)."""
+    the fly and truncated to `max_len` (the original project's `interleave_datasets` + `map`)."""
 
     def __init__(self, tokenizer, canonical: list[str], synthetic: list[str], ratio: float,
                  max_len: int, seed: int) -> None:
@@ -107,7 +108,8 @@ class PerDocumentInterleave(torch.utils.data.IterableDataset):
 
 
 class PaddingCollator:
-    """The seed's collator: pad to the longest row, labels -100 on padding; counts tokens."""
+    """The original project's collator: pad to the longest row, labels -100 on padding;
+    counts tokens."""
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -135,7 +137,7 @@ def median_step_rate(stamps: list[float], tokens: list[int]) -> float:
     return float(np.median(rates))
 
 
-def run_seed(model_dir: Path, canonical: list[str], synthetic: list[str], args) -> dict:
+def run_original(model_dir: Path, canonical: list[str], synthetic: list[str], args) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from metaexamples.models import load_model, load_tokenizer
@@ -210,8 +212,9 @@ def run_ours(model_dir: Path, canonical: list[str], synthetic: list[str], args,
     }
 
 
-def seed_synthetic_token_share(tokenizer, canonical, synthetic, args, n_docs: int) -> float:
-    """Synthetic share of the tokens the seed's stream trains on (same draw, first n_docs)."""
+def original_synthetic_token_share(tokenizer, canonical, synthetic, args, n_docs: int) -> float:
+    """Synthetic share of the tokens the original project's stream trains on (same draw,
+    first n_docs)."""
     rng = np.random.default_rng(0)
     canon, synth = itertools.cycle(canonical), itertools.cycle(synthetic)
     totals = [0, 0]
@@ -241,15 +244,15 @@ def cpu_comparison(args) -> dict:
             run = argparse.Namespace(**{**vars(args), "seq_len": seq_len,
                                         "steps": max(4, round(args.steps * 128 / seq_len))})
             ours = run_ours(model_dir, canonical, synthetic, run, work / f"ours{seq_len}")
-            seed = run_seed(model_dir, canonical, synthetic, run)
-            seed["synthetic_token_share"] = seed_synthetic_token_share(
+            original = run_original(model_dir, canonical, synthetic, run)
+            original["synthetic_token_share"] = original_synthetic_token_share(
                 tokenizer, canonical, synthetic, run, n_docs=5000)
             rows.append({
-                "seq_len": seq_len, "steps": run.steps, "ours": ours, "seed": seed,
+                "seq_len": seq_len, "steps": run.steps, "ours": ours, "original": original,
                 "useful_tokens_per_s_ratio":
-                    ours["useful_tokens_per_s"] / seed["useful_tokens_per_s"],
+                    ours["useful_tokens_per_s"] / original["useful_tokens_per_s"],
                 "median_step_ratio": ours["median_step_useful_tokens_per_s"]
-                / seed["median_step_useful_tokens_per_s"],
+                / original["median_step_useful_tokens_per_s"],
             })
     return {
         "model": "tiny-olmo (config.yaml defaults: hidden 64, 2 layers, OLMo vocabulary)",
@@ -340,7 +343,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-lens", type=int, nargs="+", default=[128, 512],
                         help="CPU comparison: sequence lengths (128: config.yaml; 512: the "
-                             "seed's default); --steps is scaled by 128 / seq_len")
+                             "original project's default); --steps is scaled by 128 / seq_len")
     parser.add_argument("--seq-len", type=int, default=2048, help="with --olmo1b-shape")
     parser.add_argument("--ratio", type=float, default=0.1, help="synthetic mix ratio")
     parser.add_argument("--threads", type=int, default=2)

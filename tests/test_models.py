@@ -14,6 +14,7 @@ from metaexamples.models import (
     PRESETS,
     load_model,
     memory_request,
+    model_device,
     tokenizer_from_json,
 )
 
@@ -63,3 +64,13 @@ def test_tie_word_embeddings_decides_whether_output_rows_are_the_input_rows(fixt
     inputs, outputs = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     assert (inputs.data_ptr() == outputs.data_ptr()) is tied
     assert model.config.tie_word_embeddings is tied
+
+
+def test_model_device_prefers_the_models_own_attribute():
+    import torch
+
+    class Oracle:  # no parameters, a device of its own
+        device = torch.device("meta")
+
+    assert model_device(Oracle()) == torch.device("meta")
+    assert model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")

@@ -208,6 +208,13 @@ def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
     return tok
 
 
+def model_device(model: Any) -> torch.device:
+    """Where the model's inputs go: its ``device`` (a Hugging Face model, the grammar
+    oracle), else its first parameter's (a plain module)."""
+    device = getattr(model, "device", None)
+    return device if device is not None else next(model.parameters()).device
+
+
 def model_info(model_dir: str | Path) -> dict:
     p = Path(model_dir) / PRETRAINED_MARKER
     return json.loads(p.read_text()) if p.is_file() else {}

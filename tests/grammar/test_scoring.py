@@ -17,6 +17,7 @@ from metaexamples.grammar.documents import (
 )
 from metaexamples.io import DataFileError
 from metaexamples.models import load_model, load_tokenizer
+from metaexamples.seam import SeamError
 
 SYMBOLS = ["★", "◆", "▲"]
 
@@ -49,7 +50,7 @@ def test_encode_prefix_boundary(olmo_tokenizer):
 
 def test_encode_refuses_a_merged_boundary(olmo_tokenizer):
     # "ab" + "c": if the prefix's last token merges with the continuation, refuse.
-    with pytest.raises(scoring.TokenBoundaryError):
+    with pytest.raises(SeamError, match=r"not a prefix.*differ at token"):
         scoring.encode(olmo_tokenizer, "hel", "lo world", None)
 
 

@@ -14,6 +14,7 @@ from metaexamples.nim import evaluate as ev
 from metaexamples.nim.checkpoints import Checkpoint
 from metaexamples.nim.generator import generate_experiment
 from metaexamples.nim.settings import settings_from_preset
+from metaexamples.seam import SeamError
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,12 @@ def test_encode_rows_matches_answers(tokenizer, rows):
 def test_encode_rows_rejects_an_answer_that_is_not_its_candidate(tokenizer, rows):
     bad = [{**rows[0], "answer": " take 9 coins"}]
     with pytest.raises(ValueError, match="not candidate"):
+        ev.encode_rows(tokenizer, bad)
+
+
+def test_encode_rows_rejects_a_merging_seam_naming_the_example(tokenizer, rows):
+    bad = [{**rows[0], "prompt": rows[0]["prompt"] + " "}]  # the space merges with " take"
+    with pytest.raises(SeamError, match=rf"example {rows[0]['id']}: .*differ at token"):
         ev.encode_rows(tokenizer, bad)
 
 

@@ -131,7 +131,7 @@ def test_thresholds_validation():
         leakage_gate({"train": {}, "eval": {}}, {"max_overlap": 0})
 
 
-LEAKING_PRESETS = {"labelnames"}  # the seed's label-leaking generator, kept on purpose
+LEAKING_PRESETS = {"labelnames"}  # the original project's label-leaking generator, kept on purpose
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -1,12 +1,14 @@
-"""`snakemake --profile lambda -n` and `--profile slurm -n` plan the seed's Nim experiments
-on Pythia-410m with at least three seeds each, with GPU, memory and time requests that fit
-a 410M model. Dry runs in a clean copy of the repository; no GPU and no cluster needed."""
+"""`snakemake --profile lambda -n` and `--profile slurm -n` plan the original project's Nim
+experiments on Pythia-410m with at least three seeds each, with GPU, memory and time requests that
+fit a 410M model. Dry runs in a clean copy of the repository; no GPU and no cluster needed."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+
+from metaexamples.training.settings import RunSettings
 
 from ..scale.test_profiles import (  # noqa: F401  (clone is a fixture)
     clone,
@@ -16,9 +18,9 @@ from ..scale.test_profiles import (  # noqa: F401  (clone is a fixture)
     snakemake,
 )
 
-# The seed's experiments: max_remove sets, name shortcuts (and their cheat-versus-neutral
-# variants), numbers, randomized terminology and the label-leaking names.
-SEED_EXPERIMENTS = {"234", "357", "34567", "345678", "8910", "20000names", "cheating",
+# The original project's experiments: max_remove sets, name shortcuts (and their
+# cheat-versus-neutral variants), numbers, randomized terminology and the label-leaking names.
+ORIGINAL_EXPERIMENTS = {"234", "357", "34567", "345678", "8910", "20000names", "cheating",
                     "notcheating", "varcheating25", "varcheating50", "varcheating75",
                     "numocc4", "manybase", "purenums", "randomterms",
                     "labelnames"}  # fmt: skip
@@ -40,10 +42,10 @@ def rule_resources(output: str, rule: str) -> list[str]:
     return re.findall(rf"rule {rule}:(?:.|\n)*?resources: (.*)", output)
 
 
-def assert_seed_experiments(proc) -> dict[str, int]:
+def assert_original_experiments(proc) -> dict[str, int]:
     assert proc.returncode == 0, proc.output[-4000:]
     runs = nim_runs(proc.output)
-    assert set(runs) == SEED_EXPERIMENTS
+    assert set(runs) == ORIGINAL_EXPERIMENTS
     assert all(len(seeds) >= 3 for seeds in runs.values()), runs
     jobs = planned_jobs(proc.output)
     n_runs = sum(map(len, runs.values()))
@@ -52,10 +54,10 @@ def assert_seed_experiments(proc) -> dict[str, int]:
     return jobs
 
 
-def test_lambda_plans_the_seed_nim_experiments_on_pythia(clone, tmp_path):  # noqa: F811
+def test_lambda_plans_the_original_nim_experiments_on_pythia(clone, tmp_path):  # noqa: F811
     proc = snakemake(clone, "--profile", "lambda", "-n", "-p",
                      extra_path=nvidia_smi(tmp_path, 8))  # fmt: skip
-    jobs = assert_seed_experiments(proc)
+    jobs = assert_original_experiments(proc)
     assert jobs["train"] > 0  # the grammar matrix is planned beside it
     for rule in ("nim_train", "nim_evaluate"):
         for res in rule_resources(proc.output, rule):
@@ -65,10 +67,10 @@ def test_lambda_plans_the_seed_nim_experiments_on_pythia(clone, tmp_path):  # no
     assert "with-gpus --gpus 1 -- metaexamples nim train" in proc.output
 
 
-def test_slurm_plans_the_seed_nim_experiments_with_their_resources(clone):  # noqa: F811
+def test_slurm_plans_the_original_nim_experiments_with_their_resources(clone):  # noqa: F811
     require_slurm_plugin()
     proc = snakemake(clone, "--profile", "slurm", "-n", "-p")
-    assert_seed_experiments(proc)
+    assert_original_experiments(proc)
     for res in rule_resources(proc.output, "nim_train"):
         for part in (
             "gpu=1",
@@ -85,16 +87,13 @@ def test_slurm_plans_the_seed_nim_experiments_with_their_resources(clone):  # no
 
 
 @pytest.mark.parametrize("profile", ["lambda", "slurm"])
-def test_profiles_use_the_seed_training_settings(clone, profile):  # noqa: F811
+def test_profiles_use_the_original_training_settings(clone, profile):  # noqa: F811
     if profile == "slurm":
         require_slurm_plugin()
     proc = snakemake(clone, "--profile", profile, "-n", "-p", "results/nim/summary.csv")
     assert proc.returncode == 0, proc.output[-4000:]
-    settings = re.search(r"metaexamples nim train .*--settings '([^']*)'", proc.output)[1]
-    for part in (
-        '"epochs": 130',
-        '"batch_size": 64',
-        '"learning_rate": 3e-05',
-        '"warmup_fraction": 0.1',
-    ):
-        assert part in settings, settings
+    given = re.search(r"metaexamples nim train .*--settings '([^']*)'", proc.output)[1]
+    settings = RunSettings.from_json(given)
+    assert (settings.epochs, settings.batch_size, settings.learning_rate) == (130, 64, 3e-05)
+    assert settings.max_steps % 130 == 0  # whole epochs
+    assert settings.warmup_steps == round(0.1 * settings.max_steps)

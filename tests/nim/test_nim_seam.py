@@ -1,8 +1,10 @@
+"""The Nim generator checks every example's prompt/answer seam (`metaexamples.seam`)."""
+
 import pytest
 
 from metaexamples.nim.generator import generate_experiment
-from metaexamples.nim.seam import check_seam, encode_ids
 from metaexamples.nim.settings import NimSettings, settings_from_preset
+from metaexamples.seam import check_seam, encode_ids
 
 
 class WholeStringTokenizer:
@@ -10,25 +12,6 @@ class WholeStringTokenizer:
 
     def encode(self, text, add_special_tokens=False):
         return [hash(text) % 1000]
-
-
-class CharTokenizer:
-    def encode(self, text, add_special_tokens=False):
-        return [ord(c) for c in text]
-
-
-def test_check_seam_with_a_clean_toy_tokenizer():
-    assert check_seam(CharTokenizer(), "ab", " c") == 2
-
-
-def test_check_seam_names_the_example():
-    with pytest.raises(ValueError, match="row 7"):
-        check_seam(WholeStringTokenizer(), "abc", " d", example="row 7")
-
-
-def test_check_seam_rejects_an_empty_answer():
-    with pytest.raises(ValueError, match="adds no token"):
-        check_seam(CharTokenizer(), "abc", "", example="x")
 
 
 def test_generator_runs_the_seam_check_on_every_example():

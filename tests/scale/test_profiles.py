@@ -28,7 +28,7 @@ BIN = str(Path(sys.executable).parent)  # snakemake and metaexamples of this env
 OLMO = yaml.safe_load((REPO / "config" / "olmo1b.yaml").read_text(encoding="utf-8"))
 NIM = yaml.safe_load((REPO / "config" / "nim_pythia410m.yaml").read_text(encoding="utf-8"))["nim"]
 NIM_RUNS = (sum(1 for spec in NIM["experiments"].values() if spec is not False)
-            * len(NIM["training"]["seeds"]))  # 9 seed experiments x 3 seeds = 27
+            * len(NIM["training"]["seeds"]))  # 9 original experiments x 3 seeds = 27
 RUNS = (len(OLMO["experiment"]["grammars"]) * len(OLMO["experiment"]["conditions"])
         * len(OLMO["experiment"]["seeds"]))  # 3 x 8 x 3 = 72 fine-tuning runs
 GRAMMARS = len(OLMO["experiment"]["grammars"])

@@ -23,7 +23,7 @@ def test_gpt_neox_layer_norms_are_excluded_by_type(tiny_neox_dir):
     norm_params = {f"{m}.{p}" for m, mod in model.named_modules() if isinstance(mod, nn.LayerNorm)
                    for p, _ in mod.named_parameters(recurse=False)}
     assert norm_params and norm_params == excluded
-    # the seed's substring list ("LayerNorm.weight", "bias") missed exactly these:
+    # the original project's substring list ("LayerNorm.weight", "bias") missed exactly these:
     assert any("input_layernorm.weight" in n for n in excluded)
     assert "gpt_neox.final_layer_norm.weight" in excluded
     with_biases = anchor_exclusions(model, exclude_biases=True)

@@ -6,7 +6,6 @@ import pytest
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from metaexamples.nim.seam import check_seam
 from metaexamples.training.encoding import (
     IGNORE_INDEX,
     Encoded,
@@ -38,10 +37,10 @@ def test_a_merging_seam_is_rejected_naming_the_example(olmo_tokenizer):
         encode_prompt_completion(olmo_tokenizer, PROMPT, "", 256, name="row 2")
 
 
-def test_a_family_seam_check_says_where_the_tokens_diverge(olmo_tokenizer):
+def test_a_merging_seam_says_where_the_tokens_diverge(olmo_tokenizer):
     with pytest.raises(ValueError, match=r"train.jsonl:7: .*\(they differ at token 21 of 22\)"):
         encode_prompt_completion(olmo_tokenizer, PROMPT + " ", "take 1 coin", 256,
-                                 name="train.jsonl:7", check_seam=check_seam)
+                                 name="train.jsonl:7")
 
 
 def test_too_long_example_is_named(olmo_tokenizer):

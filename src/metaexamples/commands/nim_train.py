@@ -35,7 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from metaexamples.nim.seam import check_seam
     from metaexamples.scale.runtime import set_threads
     from metaexamples.training.prompted import train_prompt_completion
 
@@ -60,5 +59,4 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
         out_dir=args.out_dir,
         names=names,
-        check_seam=check_seam,
     )

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from metaexamples.grammar.documents import close_tag, open_tag, parse_example
-from metaexamples.grammar.scoring import model_device
+from metaexamples.models import model_device
 
 log = logging.getLogger(__name__)
 

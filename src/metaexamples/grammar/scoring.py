@@ -26,14 +26,13 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from metaexamples.models import model_device
+from metaexamples.seam import continuation_ids
+
 log = logging.getLogger(__name__)
 
 
 FULL_LOGITS_BATCH_TOKENS = 512  # ~100 MB of float32 logits at a 50k vocabulary
-
-
-class TokenBoundaryError(ValueError):
-    """The prefix's tokens are not a prefix of the full text's tokens."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +67,18 @@ class Score:
 
 
 def encode(tokenizer, prefix: str, continuation: str, bos_id: int | None = None) -> Encoded:
-    """Tokenise `prefix` and `prefix + continuation`; check the boundary; prepend `bos_id`.
+    """Tokenise `prefix` and `prefix + continuation`; check the seam; prepend `bos_id`.
+
+    Raises `seam.SeamError` when the prefix's tokens are not a prefix of the full text's
+    or the continuation adds no token.
 
     With the OLMo tokenizer, ``encode(tok, "<g1>", " ★ </g1>", eos)`` gives
     ``[eos, <, g, 1, >, Ġâ, ĺ, ħ, Ġ</, g, 1, >]`` with ``n_prefix == 5``.
     """
     head = list(tokenizer.encode(prefix, add_special_tokens=False))
     full = list(tokenizer.encode(prefix + continuation, add_special_tokens=False))
-    if full[: len(head)] != head:
-        raise TokenBoundaryError(
-            f"tokens of {prefix!r} are not a prefix of the tokens of {prefix + continuation!r}: "
-            f"{head} vs {full[: len(head) + 2]}"
-        )
-    if len(full) == len(head):
-        raise TokenBoundaryError(f"nothing to score after {prefix!r} in {prefix + continuation!r}")
+    continuation_ids(head, full, where=repr(prefix + continuation), prefix_text=prefix,
+                     continuation_text=continuation)
     start = [] if bos_id is None else [bos_id]
     return Encoded(tuple(start + full), len(start) + len(head))
 
@@ -211,12 +208,6 @@ def masked_logprobs(
             z.add_(head.bias)
         out[d] = _normalise_(z.float(), t)
     return out.view(batch, width - 1)
-
-
-def model_device(model) -> torch.device:
-    """Where the model's inputs go (a Hugging Face model or the grammar oracle)."""
-    device = getattr(model, "device", None)
-    return device if device is not None else next(model.parameters()).device
 
 
 @torch.inference_mode()

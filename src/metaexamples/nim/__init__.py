@@ -5,8 +5,8 @@ Modules, one concept each:
 - `solver`: who wins a position and with which move (the labels).
 - `names`: player-name sources and the cheat / neutral / held-out name-pair plan.
 - `prompts`: how a game state is written as a prompt and an answer.
-- `seam`: the tokenizer check that a prompt's tokens are a prefix of prompt + answer.
-- `settings`: `NimSettings` (every generator option) and `PRESETS` (the seed's experiments).
+- `settings`: `NimSettings` (every generator option) and `PRESETS` (the original
+  project's experiments).
 - `generator`: the one parametric generator with its splits.
 - `experiments`: a config entry resolved into generator settings and a leakage gate.
 - `leakage`: train/eval overlap and name-label shortcut measurements, and a gate.
@@ -15,4 +15,7 @@ Modules, one concept each:
 - `metrics`: exact match, rank classification over candidate answers, confusion matrices.
 - `plots`: the aggregations behind every Nim figure, and the figures.
 - `summary`: the validation-selected checkpoint per run, intervals within and across seeds.
+
+The prompt/answer token seam is checked by `metaexamples.seam`, which grammar scoring and
+training share.
 """

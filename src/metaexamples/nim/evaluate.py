@@ -11,8 +11,8 @@ For each checkpoint (sorted by step; the base model counts as step 0) and each e
   prediction, and the candidates' probabilities renormalised over the candidate set.
 
 Token ids come from tokenising ``prompt + continuation`` as a whole and taking what follows
-the prompt's own tokens (the seam the generator checked); the prompt is tokenised without
-special tokens, as `seam.encode_ids` does.
+the prompt's own tokens (`seam.continuation_ids`, the check the generator made); the prompt
+is tokenised without special tokens, as `seam.encode_ids` does.
 
 Outputs in ``out_dir`` (each written atomically):
 
@@ -46,9 +46,11 @@ import torch
 from tqdm import tqdm
 
 from metaexamples.io import atomic_path, write_json, write_text
+from metaexamples.models import model_device
 from metaexamples.nim import metrics
 from metaexamples.nim.checkpoints import Checkpoint
 from metaexamples.nim.names import label_keys
+from metaexamples.seam import continuation_ids
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +93,6 @@ def _batch_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def _continuation(prompt_ids: Sequence[int], full_ids: Sequence[int], where: str) -> tuple:
-    n = len(prompt_ids)
-    if list(full_ids[:n]) != list(prompt_ids) or len(full_ids) == n:
-        raise ValueError(
-            f"{where}: the prompt's tokens are not a prefix of prompt + continuation, or the "
-            "continuation adds no token (regenerate the data with this tokenizer's seam check)"
-        )
-    return tuple(full_ids[n:])
-
-
 def encode_rows(tokenizer: Any, rows: Sequence[Mapping[str, Any]]) -> list[EncodedExample]:
     """Encode prompts, answers and candidates of generated rows (batched tokenisation)."""
     prompts = _batch_ids(tokenizer, [r["prompt"] for r in rows])
@@ -110,12 +102,15 @@ def encode_rows(tokenizer: Any, rows: Sequence[Mapping[str, Any]]) -> list[Encod
     candidates = []
     for row, prompt in zip(rows, prompts, strict=True):
         where = f"example {row.get('id', '?')}"
-        candidates.append(
-            tuple(_continuation(prompt, next(full), where) for _ in row["candidates"])
-        )
+        candidates.append(tuple(
+            continuation_ids(prompt, next(full), where=where, prefix_text=row["prompt"],
+                             continuation_text=c)
+            for c in row["candidates"]
+        ))
     out = []
     for row, prompt, cands in zip(rows, prompts, candidates, strict=True):
-        answer = _continuation(prompt, next(full), f"example {row.get('id', '?')}")
+        answer = continuation_ids(prompt, next(full), where=f"example {row.get('id', '?')}",
+                                  prefix_text=row["prompt"], continuation_text=row["answer"])
         gold = metrics.label_index(row)
         if len(cands) != row["max_remove"] + 1 or cands[gold] != answer:
             raise ValueError(
@@ -159,16 +154,12 @@ def _batches(order: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(order[start : start + size])
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.inference_mode()
 def _greedy_batch(
     model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int,
     stops: torch.Tensor, pad_id: int,
 ) -> list[list[int]]:  # fmt: skip
-    device = _device_of(model)
+    device = model_device(model)
     ids, mask, positions = _left_pad(prompts, pad_id, device)
     out = model(
         input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
@@ -217,7 +208,7 @@ def greedy_generate(
     (included) or after `max_new_tokens` ids. Prompts are batched by length."""
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be >= 1")
-    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=_device_of(model))
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=model_device(model))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[int]] = [[] for _ in prompts]
     batches = list(_batches(order, batch_size))
@@ -236,7 +227,7 @@ def _score_batch(
 ) -> list[float]:  # fmt: skip
     keep = max(len(c) for c in continuations) + 1
     seqs = [list(p) + list(c) for p, c in zip(prefixes, continuations, strict=True)]
-    ids, mask, positions = _left_pad(seqs, pad_id, _device_of(model))
+    ids, mask, positions = _left_pad(seqs, pad_id, model_device(model))
     logits = model(
         input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
         logits_to_keep=keep,

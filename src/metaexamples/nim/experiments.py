@@ -50,7 +50,7 @@ EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 PRESET_KEY = "preset"
 LABEL_LEAK_REASON = (
     "cheat_probability 1: every example's name pair is tied to its winning move, so the "
-    "names give the answer away by design (the seed's datagen_old.py)"
+    "names give the answer away by design (the original project's datagen_old.py)"
 )
 LEAKAGE_KEY = "leakage"
 

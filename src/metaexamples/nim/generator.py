@@ -1,6 +1,7 @@
-"""One parametric generator for every Nim experiment (it replaces the seed's six scripts).
+"""One parametric generator for every Nim experiment (it replaces the original project's
+six scripts).
 
-`settings.NimSettings` holds every option and `settings.PRESETS` names the seed's
+`settings.NimSettings` holds every option and `settings.PRESETS` names the original project's
 experiments; `generate_experiment` returns the splits and `write_experiment` writes them::
 
     data/nim/{experiment}/train.jsonl, val.jsonl, eval.jsonl[, eval_m{M}.jsonl ...]
@@ -32,8 +33,8 @@ them, so it measures the rule on piles training never asked about, beside ``val`
 other eval sets, which then ask only about pile values training examples ask about (in
 new prompts).
 
-With several max_remove values each also gets its own eval set, ``eval_m{M}`` (the seed's
-per-max_remove eval files), of ceil(n_eval / number of values) examples. With
+With several max_remove values each also gets its own eval set, ``eval_m{M}`` (the
+original project's per-max_remove eval files), of ceil(n_eval / number of values) examples. With
 ``cheat_fraction > 0`` three more eval sets are written: ``eval_cheat`` (every pair tied to
 the example's label), ``eval_counter_cheat`` (pairs tied to another label) and
 ``eval_neutral`` (pairs never seen in training). Every set obeys the same split rule.
@@ -62,7 +63,6 @@ from metaexamples.nim.prompts import (
     random_terms,
     render_prompt,
 )
-from metaexamples.nim.seam import check_seam
 from metaexamples.nim.settings import (
     CHEAT_EVAL_SETS,
     UNSEEN_PILES_SET,
@@ -70,6 +70,7 @@ from metaexamples.nim.settings import (
     NimSettings,
 )
 from metaexamples.nim.solver import winning_move
+from metaexamples.seam import check_seam
 
 __all__ = [
     "ROW_KEYS",

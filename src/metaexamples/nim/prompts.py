@@ -19,7 +19,7 @@ space, so it begins a new token::
     >>> answer_text(None, DEFAULT_TERMS, "{verb} -1 {coins}")
     ' take -1 coins'
 
-With `masked` set (the seed's masked variants) the introduction maps "Player ONE" and
+With `masked` set (the original project's masked variants) the introduction maps "Player ONE" and
 "Player TWO" to the names, and only the trace lines whose indices are in `masked` name
 the player; the others say "Player ONE" / "Player TWO".
 """

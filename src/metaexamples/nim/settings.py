@@ -241,8 +241,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"max_remove": [3], "pile_max": 60, "trace_min": 0, "trace_max": 0,
              "name_source": "random", "n_name_pairs": 50, "n_train": 1200, "n_eval": 100,
              "n_val": 100, "split": "prompt", "unseen_pile_fraction": 0.2},
-    # Seed folders (counts as in the seed scripts).
-    # The seed's max_remove folders. The seed's scripts gave 357 and 34567 their sizes; 234,
+    # The original project's max_remove folders: its scripts gave 357 and 34567 their sizes; 234,
     # 345678 and 8910 take the same. n_val: 1000 validation examples for checkpoint choice.
     "234": {"max_remove": [2, 3, 4], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
     "357": {"max_remove": [3, 5, 7], "n_train": 45000, "n_eval": 6000, "n_val": 1000},
@@ -273,23 +272,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-# The seed's cheat-versus-neutral folders that reuse the masked `cheating` logic, each one
-# change away from it: a range of cheat probabilities (one run each; with `notcheating` at
-# 0 and `cheating` at 0.9 a five-point curve), numeric names with 4 masked mentions, and
-# many neutral pairs beside the same 10 cheat pairs.
+# The original project's cheat-versus-neutral folders that reuse the masked `cheating` logic, each
+# one change away from it: a range of cheat probabilities (one run each; with `notcheating` at 0
+# and `cheating` at 0.9 a five-point curve), numeric names with 4 masked mentions, and many neutral
+# pairs beside the same 10 cheat pairs.
 for _percent in (25, 50, 75):
     PRESETS[f"varcheating{_percent}"] = {**PRESETS["cheating"], "cheat_probability": _percent / 100}
 PRESETS["numocc4"] = {**PRESETS["cheating"], "name_source": "numeric", "numeric_style": "words"}
 PRESETS["manybase"] = {**PRESETS["cheating"], "n_name_pairs": 400, "cheat_fraction": 0.025}
-# The seed's randomized-terminology generator (datagen_new.py): names, game, coin and verb
-# words drawn per example, max_remove 3.
+# The original project's randomized-terminology generator (datagen_new.py): names, game,
+# coin and verb words drawn per example, max_remove 3.
 PRESETS["randomterms"] = {
     "max_remove": [3], "randomize_terms": True, "name_source": "random", "n_name_pairs": 100,
     "n_train": 30000, "n_eval": 5000, "n_val": 1000,
 }  # fmt: skip
-# The seed's label-leaking assignment (datagen_old.py): every example, in training and in
-# `eval` alike, carries a name pair tied to its winning move (cheat_probability 1). Its
-# leakage gate must fail (`experiments.default_thresholds`).
+# The original project's label-leaking assignment (datagen_old.py): every example, in training and
+# in `eval` alike, carries a name pair tied to its winning move (cheat_probability 1). Its leakage
+# gate must fail (`experiments.default_thresholds`).
 PRESETS["labelnames"] = {
     "max_remove": [3], "name_source": "random", "n_name_pairs": 20, "cheat_fraction": 0.5,
     "cheat_probability": 1.0, "n_train": 30000, "n_eval": 5000, "n_val": 1000,

@@ -4,7 +4,8 @@ Two defects of the earlier Nim code are designed out here:
 
 - Prompt masking is decided on the tokens of the FULL sequence: the prompt's own tokens
   must be a prefix of ``tokenize(prompt + completion)``; if the seam merges characters
-  across the boundary, encoding fails with an error naming the example.
+  across the boundary, encoding fails with an error naming the example and the token
+  where they differ (`seam.continuation_ids`).
 - Padding is masked twice over: ``attention_mask`` is 0 and ``labels`` is -100 on every
   padded position, decided from the sequence lengths, never from token ids (so a tokenizer
   whose pad id equals its EOS id is still correct).
@@ -17,19 +18,17 @@ Two defects of the earlier Nim code are designed out here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from metaexamples.seam import continuation_ids
+
 IGNORE_INDEX = -100
 EVAL_MAX_TOKENS = 2048  # padded tokens per evaluation batch (bounds the logits' memory)
 
-# Diagnoses a prompt/completion seam: (tokenizer, prompt, completion, name) -> raises
-# ValueError naming where the tokens of prompt + completion stop extending the prompt's.
-SeamCheck = Callable[[Any, str, str, str], object]
 
 @dataclass(frozen=True)
 class Encoded:
@@ -45,19 +44,17 @@ def encode_prompt_completion(
     *,
     name: str = "example",
     add_eos: bool = True,
-    check_seam: SeamCheck | None = None,
 ) -> Encoded:
     """Tokenise ``prompt + completion`` (+ EOS); labels are -100 on the prompt's tokens.
 
     No special tokens are added except the trailing EOS (evaluation must tokenise prompts
     the same way: ``add_special_tokens=False``). Raises ValueError naming `name` when the
-    prompt's tokens are not a prefix of the full sequence, when the completion adds no
-    token, or when the sequence is longer than `max_len`. A family's `check_seam`, when
-    given, is called first on a bad seam to say where the tokens diverge.
+    prompt's tokens are not a prefix of the full sequence (saying at which token they
+    differ), when the completion adds no token, or when the sequence is longer than
+    `max_len`.
     """
     return encode_prompt_completions(
-        tokenizer, [prompt], [completion], max_len, names=[name], add_eos=add_eos,
-        check_seam=check_seam,
+        tokenizer, [prompt], [completion], max_len, names=[name], add_eos=add_eos
     )[0]
 
 
@@ -69,7 +66,6 @@ def encode_prompt_completions(
     *,
     names: Sequence[str] | None = None,
     add_eos: bool = True,
-    check_seam: SeamCheck | None = None,
 ) -> list[Encoded]:
     """`encode_prompt_completion` for many examples, with two batched tokenizer calls."""
     if len(prompts) != len(completions):
@@ -85,22 +81,13 @@ def encode_prompt_completions(
     for name, prompt, completion, p_ids, f_ids in zip(
         names, prompts, completions, prompt_ids, full_ids, strict=True
     ):
-        n = len(p_ids)
-        if f_ids[:n] != p_ids or len(f_ids) == n:
-            if check_seam is not None:
-                check_seam(tokenizer, prompt, completion, name)  # raises, naming the seam
-            raise ValueError(_seam_problem(name, completion, prefix=f_ids[:n] == p_ids))
+        answer = continuation_ids(p_ids, f_ids, where=name, prefix_text=prompt,
+                                  continuation_text=completion)
         ids = [*f_ids, *eos]
         if len(ids) > max_len:
             raise ValueError(f"{name}: {len(ids)} tokens, more than the maximum of {max_len}")
-        out.append(Encoded(ids, [IGNORE_INDEX] * n + ids[n:]))
+        out.append(Encoded(ids, [IGNORE_INDEX] * len(p_ids) + [*answer, *eos]))
     return out
-
-
-def _seam_problem(name: str, completion: str, *, prefix: bool) -> str:
-    if prefix:
-        return f"{name}: the completion {completion!r} adds no token after the prompt"
-    return f"{name}: the prompt's tokens are not a prefix of the tokens of prompt + completion"
 
 
 def encode_documents(

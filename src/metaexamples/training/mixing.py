@@ -1,7 +1,7 @@
 """The training stream: canonical text and synthetic documents mixed by TOKEN share, packed.
 
-The seed mixed with a per-document probability, so 10 % synthetic documents of ~20 tokens
-next to 512-token web documents were far below 1 % of the tokens.
+The original project mixed with a per-document probability, so 10 % synthetic documents
+of ~20 tokens next to 512-token web documents were far below 1 % of the tokens.
 Here every pool gets a token budget out of the run's total ``T`` tokens (``r`` is
 ``synthetic_mix_ratio``, ``p`` the metaexamples' share of the synthetic budget)::
 

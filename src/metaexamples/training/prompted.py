@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from metaexamples.models import model_info, save_model_dir
 from metaexamples.training.checkpoints import checkpoint_steps
-from metaexamples.training.encoding import PadCollate, SeamCheck, encode_prompt_completions
+from metaexamples.training.encoding import PadCollate, encode_prompt_completions
 from metaexamples.training.lifecycle import TrainingRun
 from metaexamples.training.loop import Progress
 from metaexamples.training.settings import RunSettings
@@ -49,19 +49,16 @@ def train_prompt_completion(
     seed: int,
     out_dir: Path,
     names: Sequence[str] | None = None,
-    check_seam: SeamCheck | None = None,
     after_step: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on completions only for `settings.epochs` epochs; write
     ``checkpoints/step-N/`` every `save_steps`, ``final/``, ``train_metrics.json``,
-    ``train_log.csv`` and ``config.json`` under `out_dir`; return the metrics. `check_seam`
-    diagnoses an example whose prompt tokens are not a prefix of prompt + completion
-    (`encoding.SeamCheck`)."""
+    ``train_log.csv`` and ``config.json`` under `out_dir`; return the metrics."""
     s = settings
     run = TrainingRun(model_dir, s, seed)
     tokenizer = run.tokenizer
     examples = encode_prompt_completions(tokenizer, prompts, completions, run.max_length,
-                                         names=names, check_seam=check_seam)
+                                         names=names)
     if not examples:
         raise ValueError("no prompt/completion examples to train on")
     batches = epoch_batches(len(examples), s.batch_size, s.epochs, seed)
