@@ -97,7 +97,7 @@ def test_scan_is_deterministic(olmo_tokenizer):
 
 def test_symbols_of_the_metaexample_prose_are_never_candidates(olmo_tokenizer):
     # SmolLM2's vocabulary ranked '→' among its rarest symbols, and the trace metaexamples
-    # write 'step 1 :a→q1': such an alphabet used to pass selection and fail data generation
+    # write 'step 1 :a→q1': selection must reject such an alphabet, or data generation fails
     audit = {c.symbol: c for c in scan_vocabulary(olmo_tokenizer)}
     prose = [s for s in audit if template_conflicts([s])]
     assert prose  # '=', ':', ';', ... are single tokens in the OLMo vocabulary

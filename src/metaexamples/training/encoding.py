@@ -1,6 +1,6 @@
 """Training examples as token ids: prompt/completion pairs, plain documents, padded batches.
 
-Two defects of the earlier Nim code are designed out here:
+Two rules keep the labels right:
 
 - Prompt masking is decided on the tokens of the FULL sequence: the prompt's own tokens
   must be a prefix of ``tokenize(prompt + completion)``; if the seam merges characters
