@@ -15,7 +15,15 @@ import torch
 from safetensors.torch import load_file
 
 from metaexamples import cli
-from metaexamples.training.checkpoints import CheckpointError, run_key, verify_checkpoint
+from metaexamples.training.checkpoints import (
+    CheckpointError,
+    checkpoint_steps,
+    latest_checkpoint,
+    run_key,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from metaexamples.training.loop import Progress
 
 
 def test_run_key_changes_with_settings_and_input_content():
@@ -24,6 +32,20 @@ def test_run_key_changes_with_settings_and_input_content():
     assert base != run_key({"lr": 2e-3}, {"corpus": "aa"})
     assert base != run_key({"lr": 1e-3}, {"corpus": "ab"})
 
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    """A 1B run saves every 250 steps, optimizer state included: ~12 GB a checkpoint."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(3, 2)
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters()))
+    for step in (2, 4, 6):
+        save_checkpoint(accelerator, tmp_path, Progress(step=step), keep=2)
+    assert [s for s, _ in checkpoint_steps(tmp_path)] == [4, 6]
+    assert latest_checkpoint(tmp_path)[1].step == 6
+    assert not list(tmp_path.glob(".step-*"))
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

@@ -36,6 +36,7 @@ log = get_logger(__name__)  # logs on the main process only
 CHECKSUMS = "checksums.json"
 TRAINER_STATE = "trainer_state.json"
 
+
 class CheckpointError(RuntimeError):
     """A checkpoint is incomplete, truncated or corrupt."""
 
@@ -85,6 +86,9 @@ def save_checkpoint(
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            for _, old in checkpoint_steps(root)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+            log.info("checkpoint %s", final)
     except Exception as err:
         # a full disk mid-save: free what the partial checkpoint took and say where it was
         # (safetensors' own error names no file); the previous checkpoint stays the resume
@@ -94,9 +98,6 @@ def save_checkpoint(
         if wrapped is None or wrapped is err:
             raise
         raise wrapped from err
-        for _, old in checkpoint_steps(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        log.info("checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final
 
