@@ -85,7 +85,8 @@ def _nim_run(model_dir, out, weight: float) -> dict:
             for n in range(5, 25)]
     cfg = NimTrainingConfig(epochs=3, batch_size=4, learning_rate=2e-3, l2sp_weight=weight)
     return train_prompt_completion(model_dir, [p for p, _ in rows], [a for _, a in rows],
-                                   cfg.run_settings(len(rows)), seed=0, out_dir=out)
+                                   cfg.run_settings(len(rows)), seed=0, out_dir=out,
+                                   checkpoint_root=out.parent / "checkpoints")
 
 
 def test_an_anchored_run_ends_closer_to_its_start(tiny_neox_dir, tmp_path, restore_threads):

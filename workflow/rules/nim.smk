@@ -65,6 +65,7 @@ rule nim_train:
         "metaexamples with-gpus --gpus {resources.gpu} -- "
         "metaexamples nim train --model-id {input.model} --train {input.data}/train.jsonl "
         "--settings {params.settings:q} --seed {wildcards.seed} --out-dir {output.train} "
+        "--checkpoint-root checkpoints "
         "--threads {params.torch_threads} 2> {log}"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -53,15 +55,38 @@ def _lookup(config: Config, key: str) -> Any:
     return obj
 
 
-def add_run_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """A training job's settings: resolved by the workflow (--settings), or here from a
-    config file (--config) for a run by hand."""
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every training job takes: its settings, resolved by the workflow (--settings) or
+    here from a config file (--config) for a run by hand, and where it checkpoints."""
     parser.add_argument("--config", default="config.yaml",
                         help="experiment config YAML the run's settings are resolved from "
                              "(default: config.yaml)")
     parser.add_argument("--settings", default=None,
                         help="the run's resolved settings as JSON (what the workflow passes); "
                              "taken as given, instead of --config")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--checkpoint-root", type=Path, default=Path("checkpoints"),
+                        help="resumable checkpoints go to CHECKPOINT_ROOT/<run key>/; a rerun "
+                             "with the same settings and inputs resumes from the newest")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep the run's checkpoints after its outputs are written")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    # testing aid: SIGKILL this process right after the given optimizer step
+    parser.add_argument("--debug-kill-after-step", type=int, default=None,
+                        help=argparse.SUPPRESS)
+
+
+def kill_after(step: int | None) -> Callable[[Any], None] | None:
+    """The `--debug-kill-after-step` hook: SIGKILL this process after optimizer step `step`."""
+    if step is None:
+        return None
+
+    def hook(progress: Any) -> None:
+        if progress.step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def run_settings(args: argparse.Namespace, resolve: Callable[[Config], RunSettings],

@@ -1,8 +1,11 @@
 """Fine-tune on Nim prompt/answer pairs: loss on answer tokens only, L2-SP anchor.
 
 Writes OUT_DIR/checkpoints/step-N/ every save_every_epochs, OUT_DIR/final/,
-train_metrics.json, train_log.csv and config.json. Settings: the nim.training section,
-resolved for the examples in --train (`config.NimTrainingConfig.run_settings`).
+train_metrics.json, train_log.csv and config.json; resumable checkpoints go to
+CHECKPOINT_ROOT/<run key>/ and are removed once the outputs are written. Rerunning after a
+kill resumes from the latest checkpoint of the same settings and inputs. Settings: the
+nim.training section, resolved for the examples in --train
+(`config.NimTrainingConfig.run_settings`).
 """
 
 from __future__ import annotations
@@ -11,27 +14,24 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from metaexamples.commands import add_run_settings_arguments, run_settings
+from metaexamples.commands import add_training_arguments, kill_after, run_settings
 from metaexamples.config import Config
 from metaexamples.io import read_jsonl
 from metaexamples.training.settings import RunSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_run_settings_arguments(parser)
+    add_training_arguments(parser)
     parser.add_argument("--model-id", type=Path, required=True, help="base model directory")
     parser.add_argument(
         "--train", type=Path, required=True, help="JSONL with 'prompt' and 'answer' per row"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument(
         "--max-len",
         type=int,
         default=None,
         help="longest tokenised example (default: the model's maximum; with --config)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -58,5 +58,8 @@ def run(args: argparse.Namespace) -> None:
         settings,
         seed=args.seed,
         out_dir=args.out_dir,
+        checkpoint_root=args.checkpoint_root,
+        keep_checkpoints=args.keep_checkpoints,
         names=names,
+        after_step=kill_after(args.debug_kill_after_step),
     )

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import signal
 from pathlib import Path
 
-from metaexamples.commands import add_run_settings_arguments, run_settings
+from metaexamples.commands import add_training_arguments, kill_after, run_settings
 from metaexamples.config import Config, ConfigError
 from metaexamples.training.settings import RunSettings
 
@@ -27,7 +25,7 @@ OVERRIDES = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_run_settings_arguments(parser)
+    add_training_arguments(parser)
     parser.add_argument("--model-id", type=Path, required=True, help="base model directory")
     parser.add_argument("--corpus", type=Path, required=True,
                         help="grammar examples (JSONL, field 'text'), e.g. data/g1/train.jsonl")
@@ -46,21 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact-max-strings", type=int, default=256,
                         help="lengths with at most this many strings are scored exactly "
                              "(evaluation.exact_max_strings)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grammar", default=None,
                         help="the run's grammar: picks its entry of a per-grammar "
                              "training.max_steps in --config")
-    parser.add_argument("--checkpoint-root", type=Path, default=Path("checkpoints"))
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--keep-checkpoints", action="store_true",
-                        help="keep the run's checkpoints after its outputs are written")
     for name, kind in OVERRIDES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                             help=f"override training.{name} of --config")
-    # testing aid: SIGKILL this process right after the given optimizer step
-    parser.add_argument("--debug-kill-after-step", type=int, default=None,
-                        help=argparse.SUPPRESS)
 
 
 def training_settings(args: argparse.Namespace) -> RunSettings:
@@ -78,13 +67,6 @@ def training_settings(args: argparse.Namespace) -> RunSettings:
     return run_settings(args, resolve, changes)
 
 
-def _kill_after(step: int):
-    def hook(progress) -> None:
-        if progress.step == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return hook
-
-
 def run(args: argparse.Namespace) -> None:
     from metaexamples.scale.runtime import set_threads
     from metaexamples.training.lm import LMInputs, train_lm
@@ -97,7 +79,6 @@ def run(args: argparse.Namespace) -> None:
         meta=args.meta, meta_percent=args.meta_percent, manifest=args.manifest,
         exact_max_strings=args.exact_max_strings,
     )
-    hook = _kill_after(args.debug_kill_after_step) if args.debug_kill_after_step else None
     train_lm(inputs, settings, seed=args.seed, out_dir=args.out_dir,
              checkpoint_root=args.checkpoint_root, keep_checkpoints=args.keep_checkpoints,
-             after_step=hook)
+             after_step=kill_after(args.debug_kill_after_step))

@@ -1,9 +1,11 @@
 """One fine-tuning run, as both families run it: `TrainingRun`.
 
 Start (accelerator, seed, the base model's tokenizer and length limit), `prepare` (load the
-base model; optimizer, schedule and L2-SP anchor), `train` (`loop.train_loop`), `finish` (the
-trained model, ``train_log.csv``, ``config.json`` and ``train_metrics.json``). The entries
-(`lm.train_lm`, `prompted.train_prompt_completion`) bring their data, evaluation and saving;
+base model; optimizer, schedule and L2-SP anchor), `resume` (from the newest resumable
+checkpoint of the same settings and inputs, `checkpoints`), `train` (`loop.train_loop`,
+saving a resumable checkpoint every `save_steps`), `finish` (the trained model,
+``train_log.csv``, ``config.json`` and ``train_metrics.json``). The entries
+(`lm.train_lm`, `prompted.train_prompt_completion`) bring their data and evaluation;
 `read_texts` reads their text inputs.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +29,12 @@ from transformers import AutoConfig
 from metaexamples.io import DataFileError, read_jsonl, write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, save_model_dir
 from metaexamples.training.anchor import drift_metrics
+from metaexamples.training.checkpoints import (
+    latest_checkpoint,
+    path_digest,
+    run_key,
+    save_checkpoint,
+)
 from metaexamples.training.loop import Progress, make_accelerator, prepare_training, train_loop
 from metaexamples.training.settings import RunSettings
 
@@ -53,6 +62,7 @@ class TrainingRun:
                              f"= {limit})")
         self.max_length = settings.max_seq_length or limit or DEFAULT_MAX_LENGTH
         self.tokenizer = load_tokenizer(self.base_model)
+        self.checkpoint_dir: Path | None = None  # resumable checkpoints, named by `resume`
 
     @property
     def is_main(self) -> bool:
@@ -69,11 +79,28 @@ class TrainingRun:
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
-    def resume(self, checkpoint: tuple[Path, Progress] | None) -> Progress:
-        """The progress to train from: a checkpoint's (its state restored), or step 0."""
-        if checkpoint is None:
+    def key(self, seed: int, inputs: Mapping[str, Path | str], **extra: Any
+            ) -> tuple[str, dict[str, Any]]:
+        """The run's key (`checkpoints.run_key`) and what it hashes besides the inputs: the
+        settings, seed, precision, process count and the entry's `extra`. `inputs` are
+        files or directories, or digests already taken."""
+        digests = {name: p if isinstance(p, str) else path_digest(Path(p))
+                   for name, p in inputs.items()}
+        hashed = {"run": self.settings.to_dict(), "seed": seed, "precision": self.precision,
+                  "num_processes": self.accelerator.num_processes, **extra}
+        return run_key(hashed, digests), {**hashed, "input_sha256": digests}
+
+    def resume(self, checkpoint_dir: Path) -> Progress:
+        """The progress to train from: the newest verified checkpoint in `checkpoint_dir`
+        (its state restored), or step 0. Call after `prepare`."""
+        self.checkpoint_dir = Path(checkpoint_dir)
+        if self.is_main and self.checkpoint_dir.is_dir():
+            for stale in self.checkpoint_dir.glob(".step-*.tmp"):  # a kill during a save
+                shutil.rmtree(stale, ignore_errors=True)
+        found = latest_checkpoint(self.checkpoint_dir)
+        if found is None:
             return Progress()
-        path, progress = checkpoint
+        path, progress = found
         self.accelerator.load_state(str(path))
         log.info("resuming from %s (step %d of %d)", path, progress.step,
                  self.settings.max_steps)
@@ -84,10 +111,26 @@ class TrainingRun:
               save: Callable[[Progress], None] | None = None,
               after_step: Callable[[Progress], None] | None = None,
               tensorboard_dir: Path | None = None) -> Progress:
+        """Train from `progress` to the last step. Every `save_steps` the entry's `save`
+        runs, then (before the last step) a resumable checkpoint is written, if `resume`
+        named where."""
+        checkpoint_dir = self.checkpoint_dir
+
+        def save_both(p: Progress) -> None:
+            if save is not None:
+                save(p)
+            if checkpoint_dir is not None and p.step < self.settings.max_steps:
+                save_checkpoint(self.accelerator, checkpoint_dir, p)
+
         return train_loop(self.accelerator, self.model, self.optimizer, self.scheduler,
-                          self.loader, self.settings, progress, evaluate=evaluate, save=save,
-                          anchor=self.anchor, after_step=after_step,
+                          self.loader, self.settings, progress, evaluate=evaluate,
+                          save=save_both, anchor=self.anchor, after_step=after_step,
                           tensorboard_dir=tensorboard_dir)
+
+    def remove_checkpoints(self) -> None:
+        """Once the outputs are written, the resumable checkpoints have served."""
+        if self.is_main and self.checkpoint_dir is not None:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
 
     def finish(self, progress: Progress, *, out_dir: Path, model_name: str,
                info: Mapping[str, Any], config: Mapping[str, Any],

@@ -10,7 +10,6 @@ run's outputs are written (`keep_checkpoints` keeps them).
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,6 @@ from torch.utils.data import DataLoader
 from metaexamples.grammar.excess import CurveStrings
 from metaexamples.io import write_json
 from metaexamples.models import model_info
-from metaexamples.training.checkpoints import (
-    latest_checkpoint,
-    path_digest,
-    run_key,
-    save_checkpoint,
-)
 from metaexamples.training.encoding import encode_documents, eval_batches
 from metaexamples.training.lifecycle import TrainingRun, read_texts
 from metaexamples.training.loop import Progress, estimate_loss
@@ -92,13 +85,9 @@ def train_lm(
                if inputs.canonical_heldout else [])
     curve = (CurveStrings.from_files(inputs.manifest, inputs.eval_data, inputs.exact_max_strings)
              if inputs.manifest is not None and inputs.eval_data is not None else None)
-    digests = {name: path_digest(p) for name, p in inputs.files().items()}
     accelerator = run.accelerator
-    key_settings = {"run": s.to_dict(), "seed": seed, "meta_percent": inputs.meta_percent,
-                    "precision": run.precision, "num_processes": accelerator.num_processes,
-                    "exact_max_strings": inputs.exact_max_strings if curve else None}
-    key = run_key(key_settings, digests)
-    ckpt_dir = Path(checkpoint_root) / key
+    key, resolved = run.key(seed, inputs.files(), meta_percent=inputs.meta_percent,
+                            exact_max_strings=inputs.exact_max_strings if curve else None)
 
     tokenizer = run.tokenizer
     n_sequences = s.max_steps * s.batch_size * s.gradient_accumulation_steps \
@@ -117,11 +106,8 @@ def train_lm(
                         collate_fn=_lm_batch)
     run.prepare(loader, f"run {key}: {s.max_steps} steps x {n_sequences // s.max_steps} "
                         f"sequences x {seq_len} tokens = {n_sequences * seq_len} tokens")
-    progress = run.resume(latest_checkpoint(ckpt_dir))
+    progress = run.resume(Path(checkpoint_root) / key)
     resumed_from = progress.step
-    if run.is_main and ckpt_dir.is_dir():
-        for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a kill during a save
-            shutil.rmtree(stale, ignore_errors=True)
 
     def evaluate() -> dict[str, float]:
         net = run.unwrapped()
@@ -135,11 +121,7 @@ def train_lm(
             net.train(was_training)
         return out
 
-    def save(p: Progress) -> None:
-        if p.step < s.max_steps:  # the outputs written next make a final one redundant
-            save_checkpoint(accelerator, ckpt_dir, p)
-
-    progress = run.train(progress, evaluate=evaluate, save=save, after_step=after_step,
+    progress = run.train(progress, evaluate=evaluate, after_step=after_step,
                          tensorboard_dir=Path(out_dir) / "tensorboard")
 
     final = progress.history[-1]
@@ -151,8 +133,7 @@ def train_lm(
         **{f"final_{k}": final.get(k) for k in ("val_loss", "val_ppl", "canonical_loss",
                                                  "canonical_ppl")},
     }
-    resolved = {**key_settings, "run_key": key, "input_sha256": digests,
-                "inputs": {k: str(v) for k, v in inputs.files().items()}}
+    resolved |= {"run_key": key, "inputs": {k: str(v) for k, v in inputs.files().items()}}
     info = {**model_info(inputs.model_dir), "base_model": str(inputs.model_dir),
             "run_key": key, "train_steps": progress.step}
     metrics = run.finish(progress, out_dir=Path(out_dir), model_name="model", info=info,
@@ -161,10 +142,10 @@ def train_lm(
         if curve is not None:
             write_json(Path(out_dir) / "learning_curve.json",
                        curve.record(progress.history, metrics["achieved_synthetic_share"]))
-        if not keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
         log.info("wrote %s: %d steps, %d tokens, %.0f tok/s, synthetic share %.4f", out_dir,
                  progress.step, progress.tokens, metrics["tokens_per_s"],
                  metrics["achieved_synthetic_share"])
+    if not keep_checkpoints:
+        run.remove_checkpoints()
     accelerator.wait_for_everyone()
     return metrics

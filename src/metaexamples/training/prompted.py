@@ -1,12 +1,15 @@
 """The prompt/completion entry (Nim runs): `train_prompt_completion`.
 
 Padded prompt/completion batches for `epochs`, loss on completion tokens only, the L2-SP
-anchor; a Hugging Face model directory every `save_every_epochs` in
-``{out_dir}/checkpoints/step-N/`` plus ``{out_dir}/final/``.
+anchor; a Hugging Face model directory every `save_every_epochs` (``checkpoints/step-N/``,
+kept beside the resumable checkpoints until the run ends, so that a resumed run still has
+the earlier ones) plus ``final/``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,12 +51,15 @@ def train_prompt_completion(
     *,
     seed: int,
     out_dir: Path,
+    checkpoint_root: Path,
+    keep_checkpoints: bool = False,
     names: Sequence[str] | None = None,
     after_step: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on completions only for `settings.epochs` epochs; write
-    ``checkpoints/step-N/`` every `save_steps`, ``final/``, ``train_metrics.json``,
-    ``train_log.csv`` and ``config.json`` under `out_dir`; return the metrics."""
+    ``checkpoints/step-N/`` (every `save_steps`), ``final/``, ``train_metrics.json``,
+    ``train_log.csv`` and ``config.json`` under `out_dir`; return the metrics. Resumable
+    checkpoints go to ``{checkpoint_root}/{run key}/`` as for grammar runs."""
     s = settings
     run = TrainingRun(model_dir, s, seed)
     tokenizer = run.tokenizer
@@ -70,26 +76,37 @@ def train_prompt_completion(
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=PadCollate(tokenizer))
     run.prepare(loader, f"{len(examples)} examples x {s.epochs} epochs = {s.max_steps} steps "
                         f"of {s.batch_size}")
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    if run.is_main and ckpt_dir.exists():
-        log.info("removing stale checkpoints in %s", ckpt_dir)
-        shutil.rmtree(ckpt_dir)
+    data = hashlib.sha256(json.dumps([list(prompts), list(completions)]).encode()).hexdigest()
+    key, resolved = run.key(seed, {"model": model_dir, "examples": data},
+                            max_len=run.max_length)
+    progress = run.resume(Path(checkpoint_root) / key)
+    models = Path(checkpoint_root) / key / "models"  # the evaluated checkpoints
     info = {**model_info(model_dir), "base_model": str(model_dir)}
 
     def save(p: Progress) -> None:
         if run.is_main:
-            save_model_dir(ckpt_dir / f"step-{p.step}", run.unwrapped(), tokenizer,
+            save_model_dir(models / f"step-{p.step}", run.unwrapped(), tokenizer,
                            {**info, "train_steps": p.step, "epoch": p.step / steps_per_epoch})
         run.accelerator.wait_for_everyone()
 
-    progress = run.train(Progress(), save=save, after_step=after_step)
+    resumed_from = progress.step
+    progress = run.train(progress, save=save, after_step=after_step)
 
     for row in progress.history:
         row["epoch"] = row["step"] / steps_per_epoch
+    out_dir = Path(out_dir)
+    saved = checkpoint_steps(models)
+    if run.is_main:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        for _, path in saved:
+            shutil.copytree(path, out_dir / "checkpoints" / path.name)
     own = {"examples": len(examples), "epochs": s.epochs, "steps_per_epoch": steps_per_epoch,
-           "checkpoints": [p.name for _, p in checkpoint_steps(ckpt_dir)]}
-    config = {"seed": seed, "max_len": run.max_length, "model": str(model_dir),
-              "precision": run.precision}
-    return run.finish(progress, out_dir=out_dir, model_name="final",
-                      info={**info, "train_steps": progress.step}, config=config, metrics=own)
+           "checkpoints": [p.name for _, p in saved], "resumed_from_step": resumed_from,
+           "run_key": key}
+    resolved |= {"run_key": key, "model": str(model_dir)}
+    metrics = run.finish(progress, out_dir=out_dir, model_name="final",
+                         info={**info, "train_steps": progress.step}, config=resolved,
+                         metrics=own)
+    if not keep_checkpoints:
+        run.remove_checkpoints()
+    return metrics
