@@ -85,18 +85,20 @@ def test_a_network_failure_still_points_at_the_index(tmp_path, monkeypatch):
 
 def test_clean_checkpoints_lists_then_removes_only_stale_temporaries(tmp_path, caplog):
     old = tmp_path / "key-a" / ".step-20.tmp"
+    old_model = tmp_path / "key-c" / "models" / ".step-3.x1y2.tmp"  # a Nim run's epoch model
     fresh = tmp_path / "key-b" / ".step-40.tmp"
     kept = tmp_path / "key-a" / "step-10"
-    for d in (old, fresh, kept):
+    for d in (old, old_model, fresh, kept):
         d.mkdir(parents=True)
         (d / "model.safetensors").write_bytes(b"x" * 1000)
     hours_ago = time.time() - 3 * 3600
-    for p in (old, old / "model.safetensors"):
+    for p in (old, old / "model.safetensors", old_model, old_model / "model.safetensors"):
         os.utime(p, (hours_ago, hours_ago))
     argv = ["clean-checkpoints", "--checkpoint-root", str(tmp_path)]
     with caplog.at_level(logging.INFO):
         assert main(argv) == 0
-    assert f"stale {old}" in caplog.text and str(fresh) not in caplog.text
+    assert f"stale {old}" in caplog.text and f"stale {old_model}" in caplog.text
+    assert str(fresh) not in caplog.text
     assert old.is_dir()  # listing removes nothing
     assert main([*argv, "--remove"]) == 0
-    assert not old.exists() and fresh.is_dir() and kept.is_dir()
+    assert not old.exists() and not old_model.exists() and fresh.is_dir() and kept.is_dir()

@@ -1,4 +1,4 @@
-"""List, and with --remove delete, stale temporary checkpoints (``<key>/.step-N.tmp``).
+"""List, and with --remove delete, stale temporary checkpoints (``<key>/.step-N.tmp`` and deeper).
 
 A checkpoint is written to ``CHECKPOINT_ROOT/<run key>/.step-N.tmp`` and renamed to
 ``step-N``; a save that was killed or hit a full disk leaves the temporary behind. A

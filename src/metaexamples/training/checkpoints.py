@@ -1,4 +1,5 @@
-"""Resumable checkpoints of `lm.train_lm`: save, verify, find the latest.
+"""Resumable checkpoints of a training run (`lifecycle.TrainingRun`): save, verify, find the
+latest.
 
 ``run_key`` hashes the resolved settings and the contents of every input (model directory
 and data files), so a changed config or input never resumes stale state. A checkpoint is
@@ -136,7 +137,8 @@ def latest_checkpoint(root: Path) -> tuple[Path, Progress] | None:
 
 
 def stale_temporaries(root: Path, min_age_s: float = 0.0, now: float | None = None) -> list[Path]:
-    """Every ``<run key>/.step-N.tmp`` under `root` last modified `min_age_s` or more ago.
+    """Every ``<run key>/.step-N.tmp`` (or deeper, as a Nim run's ``models/.step-N.*.tmp``)
+    under `root` last modified `min_age_s` or more ago.
 
     A save that was killed or hit a full disk leaves one; the trainer removes those of its
     own run key when it starts, but one under a key that never trains again (changed
@@ -147,7 +149,7 @@ def stale_temporaries(root: Path, min_age_s: float = 0.0, now: float | None = No
         return []
     now = time.time() if now is None else now
     found = []
-    for tmp in sorted(root.glob("*/.step-*.tmp")):
+    for tmp in sorted(root.glob("*/**/.step-*.tmp")):
         if not tmp.is_dir():
             continue
         newest = max((f.stat().st_mtime for f in tmp.rglob("*")), default=tmp.stat().st_mtime)

@@ -95,7 +95,7 @@ class TrainingRun:
         (its state restored), or step 0. Call after `prepare`."""
         self.checkpoint_dir = Path(checkpoint_dir)
         if self.is_main and self.checkpoint_dir.is_dir():
-            for stale in self.checkpoint_dir.glob(".step-*.tmp"):  # a kill during a save
+            for stale in self.checkpoint_dir.rglob(".step-*.tmp"):  # a kill during a save
                 shutil.rmtree(stale, ignore_errors=True)
         found = latest_checkpoint(self.checkpoint_dir)
         if found is None:
