@@ -1,4 +1,4 @@
-"""The pure pieces of the shared loop: schedule, progress, settings."""
+"""The pure pieces of the shared loop: schedule and progress."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import pytest
 
 from metaexamples.training.loop import Progress, lr_at
-from metaexamples.training.settings import RunSettings
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -23,17 +22,3 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 def test_progress_round_trips_through_json():
     p = Progress(step=3, tokens=30, train_seconds=1.5, history=[{"step": 0, "val_loss": 2.0}])
     assert Progress.from_dict(json.loads(json.dumps(p.to_dict()))) == p
-
-
-
-
-def test_run_settings_round_trip_and_reject_unknown_or_missing_keys():
-    s = RunSettings(max_steps=3, learning_rate=0.1, batch_size=2, adam_betas=(0.9, 0.95),
-                    max_seq_length=16)
-    assert RunSettings.from_json(s.to_json()) == s
-    with pytest.raises(ValueError, match=r"unknown keys \['max_step'\]"):
-        RunSettings.from_dict({**s.to_dict(), "max_step": 3})
-    with pytest.raises(ValueError, match="learning_rate"):
-        RunSettings.from_dict({k: v for k, v in s.to_dict().items() if k != "learning_rate"})
-    with pytest.raises(ValueError, match="not valid JSON"):
-        RunSettings.from_json("{max_steps: 3}")

@@ -1,4 +1,5 @@
-"""CLI subcommands: argument parsing only; the science lives in the package modules."""
+"""CLI subcommands: argument parsing and settings resolved from the arguments; the science
+lives in the package modules."""
 
 from __future__ import annotations
 
