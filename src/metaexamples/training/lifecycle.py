@@ -29,12 +29,7 @@ from transformers import AutoConfig
 from metaexamples.io import DataFileError, read_jsonl, write_json, write_text
 from metaexamples.models import load_model, load_tokenizer, save_model_dir
 from metaexamples.training.anchor import drift_metrics
-from metaexamples.training.checkpoints import (
-    latest_checkpoint,
-    path_digest,
-    run_key,
-    save_checkpoint,
-)
+from metaexamples.training.checkpoints import latest_checkpoint, run_key, save_checkpoint
 from metaexamples.training.loop import Progress, make_accelerator, prepare_training, train_loop
 from metaexamples.training.settings import RunSettings
 
@@ -79,13 +74,11 @@ class TrainingRun:
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
-    def key(self, seed: int, inputs: Mapping[str, Path | str], **extra: Any
+    def key(self, seed: int, digests: Mapping[str, str], **extra: Any
             ) -> tuple[str, dict[str, Any]]:
-        """The run's key (`checkpoints.run_key`) and what it hashes besides the inputs: the
-        settings, seed, precision, process count and the entry's `extra`. `inputs` are
-        files or directories, or digests already taken."""
-        digests = {name: p if isinstance(p, str) else path_digest(Path(p))
-                   for name, p in inputs.items()}
+        """The run's key (`checkpoints.run_key`) of its inputs' `digests`, settings, seed,
+        precision, process count and the entry's `extra`; and all of that but the key."""
+        digests = dict(digests)
         hashed = {"run": self.settings.to_dict(), "seed": seed, "precision": self.precision,
                   "num_processes": self.accelerator.num_processes, **extra}
         return run_key(hashed, digests), {**hashed, "input_sha256": digests}

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from metaexamples.grammar.excess import CurveStrings
 from metaexamples.io import write_json
 from metaexamples.models import model_info
+from metaexamples.training.checkpoints import path_digest
 from metaexamples.training.encoding import encode_documents, eval_batches
 from metaexamples.training.lifecycle import TrainingRun, read_texts
 from metaexamples.training.loop import Progress, estimate_loss
@@ -86,7 +87,8 @@ def train_lm(
     curve = (CurveStrings.from_files(inputs.manifest, inputs.eval_data, inputs.exact_max_strings)
              if inputs.manifest is not None and inputs.eval_data is not None else None)
     accelerator = run.accelerator
-    key, resolved = run.key(seed, inputs.files(), meta_percent=inputs.meta_percent,
+    digests = {name: path_digest(p) for name, p in inputs.files().items()}
+    key, resolved = run.key(seed, digests, meta_percent=inputs.meta_percent,
                             exact_max_strings=inputs.exact_max_strings if curve else None)
 
     tokenizer = run.tokenizer

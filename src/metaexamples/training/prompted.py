@@ -20,7 +20,7 @@ from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 
 from metaexamples.models import model_info, save_model_dir
-from metaexamples.training.checkpoints import checkpoint_steps
+from metaexamples.training.checkpoints import checkpoint_steps, path_digest
 from metaexamples.training.encoding import PadCollate, encode_prompt_completions
 from metaexamples.training.lifecycle import TrainingRun
 from metaexamples.training.loop import Progress
@@ -77,10 +77,10 @@ def train_prompt_completion(
     run.prepare(loader, f"{len(examples)} examples x {s.epochs} epochs = {s.max_steps} steps "
                         f"of {s.batch_size}")
     data = hashlib.sha256(json.dumps([list(prompts), list(completions)]).encode()).hexdigest()
-    key, resolved = run.key(seed, {"model": model_dir, "examples": data},
+    key, resolved = run.key(seed, {"model": path_digest(Path(model_dir)), "examples": data},
                             max_len=run.max_length)
     progress = run.resume(Path(checkpoint_root) / key)
-    models = Path(checkpoint_root) / key / "models"  # the evaluated checkpoints
+    models = run.checkpoint_dir / "models"  # the evaluated checkpoints
     info = {**model_info(model_dir), "base_model": str(model_dir)}
 
     def save(p: Progress) -> None:
