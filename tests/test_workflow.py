@@ -150,6 +150,7 @@ def bare_workdir(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_local_corpus_is_an_input_and_a_failed_jobs_log_is_shown(bare_workdir):
     corpus = bare_workdir / "corpus.jsonl"
     corpus.write_text('{"text": "first document"}\n{not json\n', encoding="utf-8")
@@ -197,6 +198,7 @@ def workdir(tmp_path, olmo_tokenizer_json, arrow_dir):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_rebuilds_only_what_changed(workdir):
     targets = [f"data/{g}/manifest.json" for g in ("g1", "g2", "g3")]
     base = ("--configfile", ".test/config.yaml", "--cores", "2")
@@ -216,6 +218,7 @@ def test_rebuilds_only_what_changed(workdir):
     assert "wildcards: grammar=g2" in proc.stdout
 
 
+@pytest.mark.slow
 def test_three_seed_contrasts_agree_with_paired_differences_of_the_summary(workdir):
     """g1, examples and meta_10pct, 3 seeds of short training: every contrasts.csv row is
     the paired t over the seeds' differences recomputed from summary.csv."""

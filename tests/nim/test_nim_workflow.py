@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from ..conftest import REPO
@@ -69,6 +70,7 @@ def test_a_run_with_every_nim_experiment_off_plans_no_nim_job(tmp_path):
     assert "results/nim/" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_nim_only_run_completes_with_every_figure(workdir):  # noqa: F811
     """The Nim targets alone, for real, on the small test config (one epoch of the tiny
     experiment): data, leakage gate, training, evaluation, summary and every figure."""

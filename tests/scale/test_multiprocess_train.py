@@ -91,6 +91,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_loss_curve(tiny_model_dir, inputs, tmp_path):
     env = _env(tmp_path)
     single, multi = tmp_path / "single", tmp_path / "multi"

@@ -30,7 +30,7 @@ from metaexamples import assets
 
 from ..conftest import ASSETS, REPO
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 BIN = str(Path(sys.executable).parent)
 TARGET = "results/summary.csv"
