@@ -15,6 +15,8 @@ from within the run, so a single-seed run still shows its uncertainty:
   interval over the held-out strings of the other lengths;
 - pair accuracy per negative type (minimal pairs among them) and sample proportions
   (format/rule validity, ...): Agresti-Coull intervals over the pairs / samples;
+- AUROC per negative type: Wilson's interval at the largest variance an AUROC can have
+  (`stats.auroc_interval`), which, unlike a bootstrap, still covers near 0 and 1;
 - other string metrics (AUROC, pooled pair accuracy): a cluster bootstrap
   (`stats.cluster_bootstrap`): a valid string and the negatives derived from it are
   resampled together;
@@ -49,6 +51,7 @@ COUNT_KEYS = ("n_valid", "n_invalid", "n_samples", "canonical_documents", "canon
 INTERVAL_METHODS = {
     "excess_nll": "stratified_t",  # exact short lengths, held-out strings beyond
     "pair accuracy per type": "agresti_coull",  # over the pairs
+    "auroc per type": "wilson_worst_case",  # at the largest variance an AUROC can have
     "other string metrics": "cluster_bootstrap",  # clusters: a valid string and its negatives
     "sample proportions": "agresti_coull",
     "other sample statistics": "bootstrap",
@@ -264,10 +267,16 @@ def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict
                      exact: dict[int, float], rng: np.random.Generator,
                      cfg: EvaluationConfig) -> dict[str, list[float]]:
     """The headline split's intervals: excess NLL stratified by length, pair accuracies
-    per type over their pairs, the rest by the cluster bootstrap."""
-    per_type = [k for k in point if k.startswith("pair_accuracy_") or k == "minimal_pair_accuracy"]
+    and AUROCs per type over their pairs and negatives, the rest by the cluster bootstrap."""
+    per_type = [k for k in point if k.startswith(("pair_accuracy_", "auroc_"))
+                or k == "minimal_pair_accuracy"]
     out = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
                               cfg.bootstrap_resamples, skip=("excess_nll", *per_type))
+    for key in per_type:
+        if key.startswith("auroc_") and not _isnan(point[key]):
+            iv = stats.auroc_interval(point[key], int(point["n_valid"]),
+                                      int(point["n_" + key[len("auroc_"):]]))
+            out[key] = [iv.low, iv.high]
     valid = part[part["valid"].astype(bool)]
     iv = excess.excess_nll(valid["length"], valid["logp_true"] - valid["logprob"], dist,
                            exact).interval

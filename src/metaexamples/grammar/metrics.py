@@ -174,7 +174,7 @@ def within_run_interval(metric: str) -> tuple[str, str]:
     """(method, count column) of the interval one run's evaluation gives `metric`.
 
     >>> within_run_interval("auroc_minimal_edit"), within_run_interval("rule_validity")
-    (('cluster_bootstrap', 'n_minimal_edit'), ('agresti_coull', 'n_samples'))
+    (('wilson_worst_case', 'n_minimal_edit'), ('agresti_coull', 'n_samples'))
     """
     if metric in SAMPLE_PROPORTIONS:
         return "agresti_coull", "n_samples"
@@ -195,7 +195,7 @@ def within_run_interval(metric: str) -> tuple[str, str]:
     if metric.startswith("pair_accuracy_"):
         return "agresti_coull", "n_" + metric[len("pair_accuracy_"):]
     if metric.startswith("auroc_"):
-        return "cluster_bootstrap", "n_" + metric[len("auroc_"):]
+        return "wilson_worst_case", "n_" + metric[len("auroc_"):]
     return "cluster_bootstrap", "n_valid"
 
 

@@ -272,8 +272,8 @@ def plot_by_negative_type(
         ax.grid(axis="y", alpha=0.3)
     axes[0, 1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{grammar}: discrimination by negative type (95 % interval: t over seeds "
-                 "with two or more, else within one run: AUROC by cluster bootstrap, pair "
-                 "accuracy Agresti-Coull)", fontsize=10)
+                 "with two or more, else within one run: AUROC by Wilson at its largest "
+                 "variance, pair accuracy Agresti-Coull)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
