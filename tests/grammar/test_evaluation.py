@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from metaexamples import stats
 from metaexamples.config import DataConfig, EvaluationConfig, GrammarConfig
 from metaexamples.grammar import evaluation
 from metaexamples.grammar.data import generate
@@ -163,6 +164,11 @@ def test_oracle_reaches_every_upper_bound(name, tmp_path, tiny_model_dir):
         assert m["auroc"] == 1.0 and m["pair_accuracy"] == 1.0
         for kind in kinds:
             assert m[f"auroc_{kind}"] == 1.0 and m[f"pair_accuracy_{kind}"] == 1.0, kind
+    test = ppl["splits"]["test"]
+    for kind in ppl["negative_types"]["test"]:  # 1 from finitely many negatives is no point
+        expected = stats.auroc_interval(1.0, int(test["n_valid"]), int(test[f"n_{kind}"]))
+        assert ppl["intervals"][f"test.auroc_{kind}"] == [expected.low, expected.high], kind
+        assert expected.low < 1.0
     assert gen["metrics"]["format_validity"] == 1.0
     assert gen["metrics"]["rule_validity"] == 1.0
     assert ppl["canonical"] == {} and "oracle" in ppl["canonical_note"]

@@ -17,7 +17,7 @@ from within the run, so a single-seed run still shows its uncertainty:
   (format/rule validity, ...): Agresti-Coull intervals over the pairs / samples;
 - AUROC per negative type: Wilson's interval at the largest variance an AUROC can have
   (`stats.auroc_interval`), which, unlike a bootstrap, still covers near 0 and 1;
-- other string metrics (AUROC, pooled pair accuracy): a cluster bootstrap
+- other string metrics (pooled AUROC and pair accuracy): a cluster bootstrap
   (`stats.cluster_bootstrap`): a valid string and the negatives derived from it are
   resampled together;
 - other sample statistics and canonical perplexity: a bootstrap over samples / documents.
@@ -268,15 +268,15 @@ def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict
                      cfg: EvaluationConfig) -> dict[str, list[float]]:
     """The headline split's intervals: excess NLL stratified by length, pair accuracies
     and AUROCs per type over their pairs and negatives, the rest by the cluster bootstrap."""
-    per_type = [k for k in point if k.startswith(("pair_accuracy_", "auroc_"))
-                or k == "minimal_pair_accuracy"]
+    per_type_auroc = [k for k in point if k.startswith("auroc_")]
+    per_type = [k for k in point if k.startswith("pair_accuracy_") or k == "minimal_pair_accuracy"]
     out = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
-                              cfg.bootstrap_resamples, skip=("excess_nll", *per_type))
-    for key in per_type:
-        if key.startswith("auroc_") and not _isnan(point[key]):
-            iv = stats.auroc_interval(point[key], int(point["n_valid"]),
-                                      int(point["n_" + key[len("auroc_"):]]))
-            out[key] = [iv.low, iv.high]
+                              cfg.bootstrap_resamples,
+                              skip=("excess_nll", *per_type, *per_type_auroc))
+    for key in per_type_auroc:
+        iv = stats.auroc_interval(point[key], int(point["n_valid"]),
+                                  int(point.get("n_" + key[len("auroc_"):], 0)))
+        out[key] = [iv.low, iv.high]
     valid = part[part["valid"].astype(bool)]
     iv = excess.excess_nll(valid["length"], valid["logp_true"] - valid["logprob"], dist,
                            exact).interval
