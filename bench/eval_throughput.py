@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from metaexamples.config import TinyArch
-from metaexamples.grammar import sampling, scoring
+from metaexamples.grammar import judging, sampling, scoring
 from metaexamples.grammar.documents import example_continuation, example_text, open_tag
 from metaexamples.grammar.languages import make_grammar
 from metaexamples.models import load_model, load_tokenizer, prepare_model
@@ -109,7 +109,7 @@ def valid_length(grammar, text: str) -> bool:
     cut = sampling.cut_at_close(grammar.name, text[len(head):])
     if cut is None:
         return False
-    j = sampling.judge(grammar, head + cut)
+    j = judging.judge(grammar, head + cut)
     return j.format_valid and grammar.min_length <= (j.length or 0) <= grammar.max_length
 
 

@@ -200,6 +200,47 @@ def test_cluster_bootstrap_of_an_auroc_near_one_undercovers():
     assert hits / trials < 0.6
 
 
+# Pairs per valid string in the default's test splits: 201 pairs on 64 strings for g3, 251
+# on 66 for g2 (the pooled pair accuracy's clusters).
+PAIR_CLUSTERS = {"g3": {4: 26, 3: 26, 2: 7, 1: 5}, "g2": {5: 26, 4: 15, 3: 12, 2: 7, 1: 5, 6: 1}}
+
+
+def _clustered_pairs(sizes: dict[int, int], p: float, concentration: float | None,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pair outcomes whose rate varies by valid string (Beta with mean p; None: constant)."""
+    per_cluster = np.repeat(list(sizes), list(sizes.values()))
+    clusters = np.repeat(np.arange(len(per_cluster)), per_cluster)
+    rate = (rng.beta(p * concentration, (1 - p) * concentration, len(per_cluster))
+            if concentration else np.full(len(per_cluster), p))
+    return (rng.random(len(clusters)) < rate[clusters]).astype(float), clusters
+
+
+@pytest.mark.parametrize("grammar", ["g2", "g3"])
+@pytest.mark.parametrize("p,concentration", [(0.5, 2.0), (0.92, None), (0.92, 2.0),
+                                             (0.98, 2.0), (0.995, None), (0.995, 2.0)])
+def test_pooled_pair_accuracy_interval_covers_near_one(grammar, p, concentration):
+    # concentration 2: some valid strings' pairs are mostly wrong, others all right
+    rng = np.random.default_rng(3)
+    trials = 4000
+    hits = sum(stats.clustered_proportion_interval(
+        *_clustered_pairs(PAIR_CLUSTERS[grammar], p, concentration, rng)).covers(p)
+        for _ in range(trials))
+    assert 0.93 <= hits / trials <= (0.97 if p <= 0.92 else 0.995)  # cautious only near 1
+
+
+def test_cluster_bootstrap_of_pooled_pair_accuracy_near_one_undercovers():
+    """Why pooled pair accuracy left the cluster bootstrap: [1, 1] whenever every pair is
+    right (about half the runs at 0.995)."""
+    rng = np.random.default_rng(4)
+    trials, hits = 300, 0
+    for _ in range(trials):
+        y, clusters = _clustered_pairs(PAIR_CLUSTERS["g3"], 0.995, None, rng)
+        low, high = stats.cluster_bootstrap(lambda idx, y=y: {"p": float(y[idx].mean())},
+                                            clusters, rng, 200)["p"]
+        hits += low <= 0.995 <= high
+    assert hits / trials < 0.8
+
+
 # -- contrasts: paired seeds, two independent rates, many at once ---------------------------
 
 
@@ -233,6 +274,40 @@ def test_newcombe_covers_two_models_sample_rates():
         hits += test.interval.covers(p1 - p2)
         assert (test.p_value < 0.05) == test.interval.excludes(0.0)
     assert 0.93 <= hits / trials <= 0.97
+
+
+def test_newcombe_is_mover_of_the_two_wilson_intervals():
+    a, b = stats.wilson_interval(56, 70), stats.wilson_interval(48, 80)
+    interval = stats.newcombe_difference(56, 70, 48, 80).interval
+    assert (interval.low, interval.high) == pytest.approx(stats.mover_limits(a, b))
+
+
+def test_mover_with_perfectly_correlated_estimates_subtracts_their_widths():
+    a = stats.Interval(0.5, 0.3, 0.6, 10, "a")
+    b = stats.Interval(0.2, 0.1, 0.25, 10, "b")
+    # correlation 1: the difference moves by |0.2 - 0.05| down and |0.1 - 0.1| up
+    assert stats.mover_limits(a, b, corr=1.0) == pytest.approx((0.3 - 0.15, 0.3))
+    assert stats.mover_limits(a, b, corr=0.0) == pytest.approx(
+        (0.3 - math.hypot(0.2, 0.05), 0.3 + math.hypot(0.1, 0.1)))
+
+
+def test_proportion_minus_mean_with_constant_values_is_the_proportions_interval_shifted():
+    hits = [True] * 3 + [False] * 37
+    interval = stats.proportion_minus_mean(hits, [0.25] * 40)
+    rate = stats.agresti_coull_interval(3, 40)
+    assert interval.method == "mover" and interval.n == 40
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx(
+        (rate.estimate - 0.25, rate.low - 0.25, rate.high - 0.25))
+    assert math.isnan(stats.proportion_minus_mean([True], [0.5]).low)  # one item: no interval
+
+
+def test_mover_test_p_value_agrees_with_its_interval():
+    rng = np.random.default_rng(10)
+    for x1, x2 in zip(rng.binomial(60, 0.5, 200), rng.binomial(60, 0.4, 200), strict=True):
+        test = stats.mover_test(lambda lev, x=x1: stats.agresti_coull_interval(x, 60, lev),
+                                lambda lev, x=x2: stats.agresti_coull_interval(x, 60, lev),
+                                "mover")
+        assert (test.p_value < 0.05) == test.interval.excludes(0.0)
 
 
 def test_holm_keeps_the_familywise_error_rate_over_20_null_contrasts():

@@ -98,10 +98,10 @@ def test_evaluate_cli_scores_and_samples_in_one_job(tmp_path, tiny_model_dir):
     gen = json.loads((out / "generation_metrics.json").read_text())
     assert len((out / "samples.jsonl").read_text().splitlines()) == 5
     g = make_grammar("g3", tuple(ALPHABET), 1, 4)
-    from metaexamples.grammar import sampling
+    from metaexamples.grammar import judging
 
     assert gen["metrics"]["chance_rate"] == pytest.approx(
-        sampling.chance_rate(g, g.length_distribution()))
+        judging.chance_rate(g, g.length_distribution()))
     assert gen["settings"]["top_p"] == 1.0
     lo, hi = gen["intervals"]["format_validity"]  # Wilson: never a zero-width interval
     assert lo <= gen["metrics"]["format_validity"] <= hi and hi > lo

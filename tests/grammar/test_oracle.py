@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from metaexamples.grammar import sampling, scoring
+from metaexamples.grammar import judging, sampling, scoring
 from metaexamples.grammar.documents import example_continuation, open_tag
 from metaexamples.grammar.languages import make_grammar
 from metaexamples.grammar.oracle import IMPOSSIBLE, GrammarOracle, OracleError
@@ -58,7 +58,7 @@ def test_sampling_through_the_sampling_code_follows_the_generator(olmo_tokenizer
     g = make_grammar("g2", SYMBOLS, 2, 4)
     oracle = GrammarOracle(g, olmo_tokenizer)
     samples = sampling.sample_strings(oracle, olmo_tokenizer, "g2", 400, 64, 12, seed=0)
-    judged = [sampling.judge(g, s.text) for s in samples]
+    judged = [judging.judge(g, s.text) for s in samples]
     assert all(j.rule_valid for j in judged)
     assert all(s.stop == "close_tag" for s in samples)
     share_2 = sum(j.length == 2 for j in judged) / len(judged)

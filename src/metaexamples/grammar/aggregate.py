@@ -47,6 +47,9 @@ WITHIN, BELOW_BASELINE, BEYOND_ORACLE = "within", "worse than baseline", "beyond
 BOUNDED_METRICS = {m: d for m, d in HEADLINE_METRICS.items()
                    if m != "rule_validity_above_chance"} | {"pair_accuracy": "higher"}
 ZERO_IS_CHANCE = ("rule_validity_above_chance",)  # learned: the run's interval above 0
+# counts that keep their interval below MIN_CELL: a whole split, or the denominator of a
+# sample rate whose Agresti-Coull interval is reported at any n
+UNCAPPED_COUNTS = ("n_valid", "n_samples", "n_format_valid", "n_rule_valid")
 
 
 def by_condition(frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +88,7 @@ def _cell_row(grammar: str, condition: str, metric: str, group: pd.DataFrame,
                 "n": _value(group, count_column, i), "scope": "run",
                 "interval": method if not math.isnan(lo) else "none"}
         count = rec["n"]
-        if (count_column.startswith("n_") and count_column not in ("n_valid", "n_samples")
+        if (count_column.startswith("n_") and count_column not in UNCAPPED_COUNTS
                 and not math.isnan(count) and count < metrics.MIN_CELL):
             rec |= {"run_ci_low": math.nan, "run_ci_high": math.nan, "interval": "none",
                     "note": f"{count_column} = {count:g} < {metrics.MIN_CELL}: no interval"}

@@ -14,7 +14,8 @@ excess NLL it is reference minus condition). Its `scope` says what it is about:
   differences (`excess`); AUROC and pair accuracies by a paired cluster bootstrap
   (both runs' scores resampled by the same clusters); canonical perplexity by a paired
   bootstrap over documents; format and rule validity by Newcombe's interval (the two
-  runs' samples are independent); rule validity above chance by independent bootstraps.
+  runs' samples are independent); rule validity above chance by independent bootstraps
+  of the two runs' samples.
 
 `p_holm` is Holm's adjustment across every tested contrast of the table, `verdict` is
 better / worse / no detectable difference at Holm-adjusted 5 %, and `mde` is the smallest
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from metaexamples import stats
-from metaexamples.grammar import excess, metrics
+from metaexamples.grammar import excess, judging, metrics
 from metaexamples.grammar.summary import HEADLINE_METRICS, LEARNING_SPEED, ORACLE
 from metaexamples.io import DataFileError, read_json, read_jsonl
 
@@ -254,20 +255,16 @@ def _paired_bootstrap(stat: Callable[..., float], a: tuple, b: tuple,
 
 def _above_chance_test(a: pd.DataFrame, b: pd.DataFrame, resamples: int,
                        rng: np.random.Generator) -> stats.Test:
-    """Independent bootstraps of each run's samples; their standard errors add."""
-    def draws(frame: pd.DataFrame) -> tuple[float, float]:
-        fmt = frame["format_valid"].to_numpy(bool)
-        rule = frame["rule_valid"].to_numpy(bool)
-        chance = frame["chance_at_length"].to_numpy(float)
+    """Independent bootstraps of each run's samples; their standard errors add. Near 0 this
+    normal interval covers 94-95 % on samples shaped like the default's g2 models, where
+    MOVER of the two runs' own intervals covers 97-98 % (`tests/grammar/test_judging.py`)."""
+    def estimate_and_se(frame: pd.DataFrame) -> tuple[float, float]:
+        fmt, rule, chance = judging.judged(frame)
+        idx = rng.integers(0, len(fmt), size=(resamples, len(fmt)))
+        boot = judging.above_chance(fmt[idx], rule[idx], chance[idx])
+        return float(judging.above_chance(fmt, rule, chance)), float(np.nanstd(boot, ddof=1))
 
-        def stat(idx: np.ndarray) -> float:
-            f = fmt[idx]
-            return rule[idx].sum() / f.sum() - chance[idx][f].mean() if f.any() else math.nan
-
-        boot = [stat(rng.integers(0, len(frame), len(frame))) for _ in range(resamples)]
-        return stat(np.arange(len(frame))), float(np.nanstd(boot, ddof=1))
-
-    (ea, sa), (eb, sb) = draws(a), draws(b)
+    (ea, sa), (eb, sb) = estimate_and_se(a), estimate_and_se(b)
     return stats.normal_interval(ea - eb, math.hypot(sa, sb), len(a) + len(b),
                                  "independent_bootstrap")
 

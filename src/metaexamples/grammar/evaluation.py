@@ -13,14 +13,21 @@ from within the run, so a single-seed run still shows its uncertainty:
 
 - excess NLL: exact over every string at short lengths (`excess`), a stratified t
   interval over the held-out strings of the other lengths;
-- pair accuracy per negative type (minimal pairs among them) and sample proportions
-  (format/rule validity, ...): Agresti-Coull intervals over the pairs / samples;
+- pair accuracy per negative type (minimal pairs among them) and sample rates (format
+  and rule validity, rule validity among well-formed samples, ...): Agresti-Coull
+  intervals over the pairs / the samples each rate counts;
+- rule validity above chance: the Agresti-Coull interval of rule validity among the
+  well-formed samples joined with a t interval of their mean chance
+  (`stats.proportion_minus_mean`);
 - AUROC per negative type: Wilson's interval at the largest variance an AUROC can have
   (`stats.auroc_interval`), which, unlike a bootstrap, still covers near 0 and 1;
-- other string metrics (pooled AUROC and pair accuracy): a cluster bootstrap
+- pooled pair accuracy: Agresti-Coull at its effective sample size (the pairs over the
+  design effect of their clusters, `stats.clustered_proportion_interval`);
+- other string metrics (pooled AUROC, per-length excess NLL): a cluster bootstrap
   (`stats.cluster_bootstrap`): a valid string and the negatives derived from it are
   resampled together;
-- other sample statistics and canonical perplexity: a bootstrap over samples / documents.
+- the other sample statistics (mean new tokens, length TV distance) and canonical
+  perplexity: a bootstrap over samples / documents.
 
 The oracle models grammar strings only, so its canonical perplexity is not computed.
 """
@@ -40,7 +47,7 @@ import pandas as pd
 
 from metaexamples import stats
 from metaexamples.config import EvaluationConfig
-from metaexamples.grammar import excess, metrics, sampling, scoring
+from metaexamples.grammar import excess, judging, metrics, sampling, scoring
 from metaexamples.grammar.documents import example_continuation
 from metaexamples.grammar.languages import DOCUMENT_NEGATIVE_TYPES
 from metaexamples.io import DataFileError, read_json, read_jsonl, write_json, write_jsonl
@@ -52,8 +59,11 @@ INTERVAL_METHODS = {
     "excess_nll": "stratified_t",  # exact short lengths, held-out strings beyond
     "pair accuracy per type": "agresti_coull",  # over the pairs
     "auroc per type": "wilson_worst_case",  # at the largest variance an AUROC can have
+    "pooled pair accuracy": "agresti_coull_effective_n",  # n over the clusters' design effect
     "other string metrics": "cluster_bootstrap",  # clusters: a valid string and its negatives
-    "sample proportions": "agresti_coull",
+    "sample rates": "agresti_coull",  # over the samples each rate counts
+    "chance_given_lengths": "t",  # the mean chance of the format-valid samples
+    "rule_validity_above_chance": "mover",  # Agresti-Coull and t, joined
     "other sample statistics": "bootstrap",
     "canonical": "bootstrap",  # over documents
 }
@@ -267,12 +277,13 @@ def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict
                      exact: dict[int, float], rng: np.random.Generator,
                      cfg: EvaluationConfig) -> dict[str, list[float]]:
     """The headline split's intervals: excess NLL stratified by length, pair accuracies
-    and AUROCs per type over their pairs and negatives, the rest by the cluster bootstrap."""
+    and AUROCs per type over their pairs and negatives, pooled pair accuracy at its
+    effective sample size, the rest by the cluster bootstrap."""
     per_type_auroc = [k for k in point if k.startswith("auroc_")]
     per_type = [k for k in point if k.startswith("pair_accuracy_") or k == "minimal_pair_accuracy"]
     out = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
                               cfg.bootstrap_resamples,
-                              skip=("excess_nll", *per_type, *per_type_auroc))
+                              skip=("excess_nll", "pair_accuracy", *per_type, *per_type_auroc))
     for key in per_type_auroc:
         iv = stats.auroc_interval(point[key], int(point["n_valid"]),
                                   int(point.get("n_" + key[len("auroc_"):], 0)))
@@ -281,20 +292,24 @@ def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict
     iv = excess.excess_nll(valid["length"], valid["logp_true"] - valid["logprob"], dist,
                            exact).interval
     out["excess_nll"] = [iv.low, iv.high]
-    for kind, hits in pair_hits(part).items():
-        iv = stats.agresti_coull_interval(float(hits.sum()), len(hits))
+    pairs = pair_outcomes(part)
+    iv = stats.clustered_proportion_interval(pairs["hit"], pairs["cluster"])
+    out["pair_accuracy"] = [iv.low, iv.high]
+    for kind, rows in pairs.groupby("negative_type"):
+        iv = stats.agresti_coull_interval(float(rows["hit"].sum()), len(rows))
         out[f"pair_accuracy_{kind}"] = [iv.low, iv.high]
         if kind == "minimal_edit":
             out["minimal_pair_accuracy"] = [iv.low, iv.high]
     return {k: v for k, v in out.items() if not any(_isnan(x) for x in v)}
 
 
-def pair_hits(part: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per negative type, each pair's outcome: 1 valid above, 1/2 tie, 0 below."""
+def pair_outcomes(part: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's negative type, cluster and outcome: 1 valid above, 1/2 tie, 0 below."""
     neg = part[~part["valid"].astype(bool) & part["pair_logprob"].notna()]
-    return {str(kind): ((rows["pair_logprob"] > rows["logprob"]).to_numpy(float)
-                        + 0.5 * (rows["pair_logprob"] == rows["logprob"]).to_numpy(float))
-            for kind, rows in neg.groupby("negative_type")}
+    hit = ((neg["pair_logprob"] > neg["logprob"]).to_numpy(float)
+           + 0.5 * (neg["pair_logprob"] == neg["logprob"]).to_numpy(float))
+    return pd.DataFrame({"negative_type": neg["negative_type"].astype(str).to_numpy(),
+                         "cluster": neg["cluster"].to_numpy(), "hit": hit})
 
 
 # -- generation -------------------------------------------------------------------------
@@ -308,17 +323,16 @@ def sample_model(model, tok, grammar_obj, manifest: dict[str, Any], train_texts:
     length_dist = {int(k): float(v) for k, v in manifest["length_distribution"].items()}
     samples = sampling.sample_strings(model, tok, name, cfg.samples, cfg.sample_batch_size,
                                       cfg.max_new_tokens, seed)
-    rows = sampling.sample_rows(samples, grammar_obj, train_texts)
+    rows = judging.sample_rows(samples, grammar_obj, train_texts)
     frame = pd.DataFrame(rows)
-    point = sampling.generation_metrics(frame, length_dist)
-    point["chance_rate"] = sampling.chance_rate(grammar_obj, length_dist)
-    fn = lambda cols: sampling.generation_metrics(cols, length_dist)  # noqa: E731
+    point = judging.generation_metrics(frame, length_dist)
+    point["chance_rate"] = judging.chance_rate(grammar_obj, length_dist)
+    fn = lambda cols: judging.generation_metrics(cols, length_dist)  # noqa: E731
     intervals = bootstrap_intervals(point, frame, fn, list(range(len(frame))), rng,
                                     cfg.bootstrap_resamples,
-                                    skip=(*metrics.SAMPLE_UNRESAMPLED, *metrics.SAMPLE_PROPORTIONS))
-    for key, hits in proportion_hits(frame).items():
-        iv = stats.agresti_coull_interval(int(hits.sum()), len(frame))
-        intervals[key] = [iv.low, iv.high]
+                                    skip=(*metrics.SAMPLE_UNRESAMPLED, *metrics.SAMPLE_INTERVALS))
+    intervals |= {key: [iv.low, iv.high] for key, iv in judging.sample_intervals(frame).items()
+                  if not _isnan(point[key])}
     fmt_lengths = [int(x) for x in frame.loc[frame["format_valid"], "length"]]
     write_jsonl(out_dir / "samples.jsonl", rows)
     log.info("%s: format validity %.3f, rule validity %.3f (chance %.3f) over %d samples",
@@ -329,21 +343,13 @@ def sample_model(model, tok, grammar_obj, manifest: dict[str, Any], train_texts:
         "seed": seed,
         "metrics": point,
         "intervals": intervals,
-        "length_histogram": {str(k): v for k, v in sampling.length_histogram(fmt_lengths).items()},
+        "length_histogram": {str(k): v for k, v in judging.length_histogram(fmt_lengths).items()},
         "generator_length_distribution": {str(k): v for k, v in sorted(length_dist.items())},
         "stop_reasons": frame["stop"].value_counts().to_dict(),
         "settings": dataclasses.asdict(cfg) | {"temperature": 1.0, "top_p": 1.0},
         "bootstrap": {"resamples": cfg.bootstrap_resamples, "level": stats.LEVEL,
                       "methods": INTERVAL_METHODS},
     }
-
-
-def proportion_hits(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The per-sample indicator behind each metric in `metrics.SAMPLE_PROPORTIONS`."""
-    return {"well_formed_rate": frame["well_formed"].to_numpy(bool),
-            "format_validity": frame["format_valid"].to_numpy(bool),
-            "rule_validity": frame["rule_valid"].to_numpy(bool),
-            "closed_rate": (frame["stop"] == "close_tag").to_numpy(bool)}
 
 
 def check_token_budget(tok, grammar_obj, max_new_tokens: int) -> None:

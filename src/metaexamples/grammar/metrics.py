@@ -32,11 +32,19 @@ from metaexamples.grammar import excess as excess_mod
 
 HEADLINE_SPLIT = "test"  # the split whose metrics get intervals and make the summary
 MIN_CELL = 20  # fewer strings than this: the cell is reported with its n, not as an interval
-# Sample metrics (`sampling.generation_metrics`) by how their within-run interval is made:
-SAMPLE_PROPORTIONS = ("well_formed_rate", "format_validity", "rule_validity", "closed_rate")
-SAMPLE_STATISTICS = ("rule_validity_given_format", "chance_given_lengths",
-                     "rule_validity_above_chance", "novel_fraction", "mean_new_tokens",
-                     "length_tv_distance")
+# Sample metrics (`judging.generation_metrics`) by how their within-run interval is made:
+# closed form (`judging.sample_intervals`): metric -> (method, the samples it counts)
+SAMPLE_INTERVALS: dict[str, tuple[str, str]] = {
+    "well_formed_rate": ("agresti_coull", "n_samples"),
+    "format_validity": ("agresti_coull", "n_samples"),
+    "rule_validity": ("agresti_coull", "n_samples"),
+    "closed_rate": ("agresti_coull", "n_samples"),
+    "rule_validity_given_format": ("agresti_coull", "n_format_valid"),
+    "novel_fraction": ("agresti_coull", "n_rule_valid"),
+    "chance_given_lengths": ("t", "n_format_valid"),
+    "rule_validity_above_chance": ("mover", "n_format_valid"),
+}
+SAMPLE_STATISTICS = ("mean_new_tokens", "length_tv_distance")  # bootstrap over samples
 SAMPLE_UNRESAMPLED = ("distinct_fraction", "chance_rate")  # resamples repeat strings; constant
 
 
@@ -176,8 +184,8 @@ def within_run_interval(metric: str) -> tuple[str, str]:
     >>> within_run_interval("auroc_minimal_edit"), within_run_interval("rule_validity")
     (('wilson_worst_case', 'n_minimal_edit'), ('agresti_coull', 'n_samples'))
     """
-    if metric in SAMPLE_PROPORTIONS:
-        return "agresti_coull", "n_samples"
+    if metric in SAMPLE_INTERVALS:
+        return SAMPLE_INTERVALS[metric]
     if metric in SAMPLE_STATISTICS:
         return "bootstrap", "n_samples"
     if metric in SAMPLE_UNRESAMPLED:
@@ -191,7 +199,7 @@ def within_run_interval(metric: str) -> tuple[str, str]:
     if metric == "minimal_pair_accuracy":
         return "agresti_coull", "n_minimal_edit"
     if metric == "pair_accuracy":
-        return "cluster_bootstrap", "n_pair_clusters"
+        return "agresti_coull_effective_n", "n_pair_clusters"
     if metric.startswith("pair_accuracy_"):
         return "agresti_coull", "n_" + metric[len("pair_accuracy_"):]
     if metric.startswith("auroc_"):

@@ -8,26 +8,19 @@ EOS, or reaches `max_new_tokens`). Finished sequences are dropped from the batch
 from the KV cache, so compute goes only to unfinished ones. A `torch.Generator` makes
 the draw reproducible.
 
-Judging a sample (`judge`) separates
-- format validity: the wrapper is well formed and every symbol is in the alphabet;
-- rule validity: the string is in the language (so also format-valid);
-and `chance_rate` gives the rule-validity a random well-formed string would have (at the
-generator's length law; `chance_given_lengths` at the samples' own lengths).
+The samples are judged, and their rates measured, in `judging`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from metaexamples.grammar.documents import close_tag, open_tag, parse_example
+from metaexamples.grammar.documents import close_tag, open_tag
 from metaexamples.models import model_device
 
 log = logging.getLogger(__name__)
@@ -145,127 +138,3 @@ def sample_strings(
                                     temperature)
             bar.update(size)
     return samples
-
-
-# -- judging samples --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Judgement:
-    well_formed: bool
-    format_valid: bool
-    rule_valid: bool
-    length: int | None  # number of symbols when format-valid
-
-
-def judge(grammar_obj, text: str) -> Judgement:
-    """Format and rule validity of one sampled text under `grammar_obj` (a `Grammar`)."""
-    well_formed, symbols = parse_example(grammar_obj.name, text)
-    alphabet = set(grammar_obj.alphabet)
-    format_valid = well_formed and all(s in alphabet for s in symbols)
-    rule_valid = format_valid and grammar_obj.accepts(symbols)
-    return Judgement(well_formed, format_valid, rule_valid, len(symbols) if format_valid else None)
-
-
-def chance_at_length(grammar_obj, length: int) -> float:
-    """P(valid) for a uniform random string of `length` alphabet symbols (0 out of bounds).
-
-    >>> from metaexamples.grammar.languages import make_grammar
-    >>> g3 = make_grammar("g3", ("a", "b"), 1, 3)
-    >>> [chance_at_length(g3, n) for n in (1, 2, 3, 4)]
-    [1.0, 0.5, 0.5, 0.0]
-    """
-    if not grammar_obj.min_length <= length <= grammar_obj.max_length:
-        return 0.0
-    return grammar_obj.count(length) / len(grammar_obj.alphabet) ** length
-
-
-def chance_rate(grammar_obj, length_distribution: dict[int, float]) -> float:
-    """P(valid) for a uniform random string over the alphabet with length ~ the given law.
-
-    sum_L P(L) * count(L) / k^L.
-
-    >>> from metaexamples.grammar.languages import make_grammar
-    >>> g3 = make_grammar("g3", ("a", "b"), 1, 3)
-    >>> round(chance_rate(g3, {1: 1 / 3, 2: 1 / 3, 3: 1 / 3}), 4)  # (1 + 1/2 + 1/2) / 3
-    0.6667
-    """
-    return float(sum(p * chance_at_length(grammar_obj, int(n))
-                     for n, p in length_distribution.items()))
-
-
-def length_histogram(lengths: Iterable[int]) -> dict[int, float]:
-    counts = Counter(lengths)
-    total = sum(counts.values())
-    return {n: c / total for n, c in sorted(counts.items())} if total else {}
-
-
-def total_variation(p: dict[int, float], q: dict[int, float]) -> float:
-    """Total variation distance between two distributions over lengths.
-
-    >>> total_variation({1: 0.5, 2: 0.5}, {2: 1.0})
-    0.5
-    """
-    if not p or not q:
-        return math.nan
-    keys = set(p) | set(q)
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
-
-
-def sample_rows(samples: Sequence[Sample], grammar_obj, train_texts: set[str]) -> list[dict]:
-    """One JSON-ready row per sample with its judgement."""
-    rows = []
-    for i, s in enumerate(samples):
-        j = judge(grammar_obj, s.text)
-        rows.append({
-            "index": i,
-            "text": s.text,
-            "n_new_tokens": s.n_new_tokens,
-            "stop": s.stop,
-            "well_formed": j.well_formed,
-            "format_valid": j.format_valid,
-            "rule_valid": j.rule_valid,
-            "length": j.length,
-            "chance_at_length": (chance_at_length(grammar_obj, j.length)
-                                 if j.format_valid else None),
-            "in_train": s.text in train_texts,
-        })
-    return rows
-
-
-def generation_metrics(rows, length_distribution: dict[int, float]) -> dict[str, float]:
-    """Validity, diversity and length statistics of judged samples.
-
-    `rows`: a DataFrame or dict of arrays with the columns of `sample_rows`.
-    `novel_fraction` is among rule-valid samples (an invalid sample is trivially novel);
-    the length histogram is over format-valid samples. `chance_given_lengths` is the rule
-    validity that uniform random symbols would have at the lengths of the format-valid
-    samples, so `rule_validity_above_chance` (rule validity given format minus it) is 0 for
-    a model that learned the format and its own length law but nothing of the rule.
-    """
-    fmt = np.asarray(rows["format_valid"], dtype=bool)
-    rule = np.asarray(rows["rule_valid"], dtype=bool)
-    n, n_fmt, n_rule = len(fmt), int(fmt.sum()), int(rule.sum())
-    if n == 0:
-        return {"n_samples": 0.0}
-    texts = np.asarray(rows["text"], dtype=object)
-    in_train = np.asarray(rows["in_train"], dtype=bool)
-    stops = np.asarray(rows["stop"], dtype=object)
-    lengths = [int(x) for x in np.asarray(rows["length"], dtype=object)[fmt]]
-    given_format = n_rule / n_fmt if n_fmt else math.nan
-    chance = (float(np.asarray(rows["chance_at_length"], dtype=object)[fmt].astype(float).mean())
-              if n_fmt else math.nan)
-    return {
-        "n_samples": float(n),
-        "well_formed_rate": float(np.asarray(rows["well_formed"], dtype=bool).mean()),
-        "format_validity": n_fmt / n,
-        "rule_validity": n_rule / n,
-        "rule_validity_given_format": given_format,
-        "chance_given_lengths": chance,
-        "rule_validity_above_chance": given_format - chance,
-        "distinct_fraction": len(set(texts)) / n,
-        "novel_fraction": float((~in_train[rule]).mean()) if n_rule else math.nan,
-        "closed_rate": float((stops == "close_tag").mean()),
-        "mean_new_tokens": float(np.asarray(rows["n_new_tokens"], dtype=float).mean()),
-        "length_tv_distance": total_variation(length_histogram(lengths), length_distribution),
-    }
