@@ -169,6 +169,9 @@ def test_oracle_reaches_every_upper_bound(name, tmp_path, tiny_model_dir):
         expected = stats.auroc_interval(1.0, int(test["n_valid"]), int(test[f"n_{kind}"]))
         assert ppl["intervals"][f"test.auroc_{kind}"] == [expected.low, expected.high], kind
         assert expected.low < 1.0
+    pooled = stats.auroc_interval(1.0, int(test["n_valid"]), int(test["n_invalid"]))
+    assert ppl["intervals"]["test.auroc"] == [pooled.low, pooled.high]  # not [1, 1]
+    assert ppl["intervals"]["test.pair_accuracy"][0] < 1.0
     assert gen["metrics"]["format_validity"] == 1.0
     assert gen["metrics"]["rule_validity"] == 1.0
     assert ppl["canonical"] == {} and "oracle" in ppl["canonical_note"]

@@ -138,7 +138,7 @@ def test_by_condition_one_kind_of_interval_per_column(runs):
     assert row["seed_values"] == "0.7;0.8" and row["seeds"] == "0;1"
     assert row["seeds_learned"] == "2 of 2"  # both runs' intervals above the baseline's
     row = _row(table, "meta_5pct", "auroc")
-    assert row["scope"] == "run" and row["interval"] == "cluster_bootstrap" and row["n"] == 100
+    assert (row["scope"], row["interval"], row["n"]) == ("run", "wilson_worst_case_clustered", 100)
     assert (row["run_ci_low"], row["run_ci_high"]) == pytest.approx((0.85, 0.95))
     assert math.isnan(row["seeds_ci_low"])
     row = _row(table, "meta_5pct", "rule_validity")

@@ -23,7 +23,9 @@ from within the run, so a single-seed run still shows its uncertainty:
   (`stats.auroc_interval`), which, unlike a bootstrap, still covers near 0 and 1;
 - pooled pair accuracy: Agresti-Coull at its effective sample size (the pairs over the
   design effect of their clusters, `stats.clustered_proportion_interval`);
-- other string metrics (pooled AUROC, per-length excess NLL): a cluster bootstrap
+- pooled AUROC: the per-type interval, its sample size shrunk by the design effect of
+  the clustered negatives where that exceeds 1 (`stats.clustered_auroc_variance`);
+- other string metrics (per-length excess NLL, ...): a cluster bootstrap
   (`stats.cluster_bootstrap`): a valid string and the negatives derived from it are
   resampled together;
 - the other sample statistics (mean new tokens, length TV distance) and canonical
@@ -60,6 +62,7 @@ INTERVAL_METHODS = {
     "pair accuracy per type": "agresti_coull",  # over the pairs
     "auroc per type": "wilson_worst_case",  # at the largest variance an AUROC can have
     "pooled pair accuracy": "agresti_coull_effective_n",  # n over the clusters' design effect
+    "pooled auroc": "wilson_worst_case_clustered",  # per type's, with the design effect
     "other string metrics": "cluster_bootstrap",  # clusters: a valid string and its negatives
     "sample rates": "agresti_coull",  # over the samples each rate counts
     "chance_given_lengths": "t",  # the mean chance of the format-valid samples
@@ -277,17 +280,25 @@ def string_intervals(point: dict[str, float], part: pd.DataFrame, fn, dist: dict
                      exact: dict[int, float], rng: np.random.Generator,
                      cfg: EvaluationConfig) -> dict[str, list[float]]:
     """The headline split's intervals: excess NLL stratified by length, pair accuracies
-    and AUROCs per type over their pairs and negatives, pooled pair accuracy at its
-    effective sample size, the rest by the cluster bootstrap."""
+    and AUROCs per type over their pairs and negatives, pooled pair accuracy and AUROC
+    with their clusters' design effect, the rest by the cluster bootstrap."""
     per_type_auroc = [k for k in point if k.startswith("auroc_")]
     per_type = [k for k in point if k.startswith("pair_accuracy_") or k == "minimal_pair_accuracy"]
     out = bootstrap_intervals(point, part, fn, part["cluster"].tolist(), rng,
                               cfg.bootstrap_resamples,
-                              skip=("excess_nll", "pair_accuracy", *per_type, *per_type_auroc))
+                              skip=("excess_nll", "pair_accuracy", "auroc", *per_type,
+                                    *per_type_auroc))
     for key in per_type_auroc:
         iv = stats.auroc_interval(point[key], int(point["n_valid"]),
                                   int(point.get("n_" + key[len("auroc_"):], 0)))
         out[key] = [iv.low, iv.high]
+    is_valid = part["valid"].astype(bool).to_numpy()
+    scores, clusters = part["logprob"].to_numpy(float), part["cluster"].astype(str).to_numpy()
+    variance = stats.clustered_auroc_variance(scores[is_valid], clusters[is_valid],
+                                              scores[~is_valid], clusters[~is_valid])
+    iv = stats.auroc_interval(point["auroc"], int(is_valid.sum()), int((~is_valid).sum()),
+                              variance=variance)
+    out["auroc"] = [iv.low, iv.high]
     valid = part[part["valid"].astype(bool)]
     iv = excess.excess_nll(valid["length"], valid["logp_true"] - valid["logprob"], dist,
                            exact).interval

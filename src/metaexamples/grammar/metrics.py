@@ -202,6 +202,8 @@ def within_run_interval(metric: str) -> tuple[str, str]:
         return "agresti_coull_effective_n", "n_pair_clusters"
     if metric.startswith("pair_accuracy_"):
         return "agresti_coull", "n_" + metric[len("pair_accuracy_"):]
+    if metric == "auroc":
+        return "wilson_worst_case_clustered", "n_valid"
     if metric.startswith("auroc_"):
         return "wilson_worst_case", "n_" + metric[len("auroc_"):]
     return "cluster_bootstrap", "n_valid"
