@@ -117,10 +117,14 @@ def cluster_draws(
     """
     labels, inverse = np.unique(np.asarray(clusters, dtype=object).astype(str),
                                 return_inverse=True)
-    members = [np.flatnonzero(inverse == k) for k in range(len(labels))]
-    if not members:
+    if len(labels) == 0:
         return []
-    picks = rng.integers(0, len(members), size=(resamples, len(members)))
+    picks = rng.integers(0, len(labels), size=(resamples, len(labels)))
+    if len(labels) == len(inverse):  # every item its own cluster: the plain bootstrap
+        item_of = np.empty(len(labels), dtype=int)
+        item_of[inverse] = np.arange(len(inverse))
+        return list(item_of[picks])
+    members = [np.flatnonzero(inverse == k) for k in range(len(labels))]
     return [np.concatenate([members[k] for k in row]) for row in picks]
 
 

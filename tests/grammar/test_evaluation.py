@@ -6,11 +6,13 @@ import json
 import math
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from metaexamples import stats
 from metaexamples.config import DataConfig, EvaluationConfig, GrammarConfig
-from metaexamples.grammar import evaluation
+from metaexamples.grammar import evaluation, metrics
 from metaexamples.grammar.data import generate
 from metaexamples.grammar.documents import example_text, symbols_text
 from metaexamples.grammar.languages import make_grammar
@@ -176,3 +178,28 @@ def test_oracle_reaches_every_upper_bound(name, tmp_path, tiny_model_dir):
     assert gen["metrics"]["rule_validity"] == 1.0
     assert ppl["canonical"] == {} and "oracle" in ppl["canonical_note"]
     assert not math.isnan(ppl["splits"]["test"]["excess_nll_string_mean"])
+
+
+def _canonical_documents(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Held-out documents shaped like the default's 100: 20-220 tokens, about 7.6 nats a
+    token, longer documents a little easier."""
+    tokens = np.clip(np.round(rng.gamma(4.0, 24.0, n)), 20, 220)
+    per_token = 7.6 - 0.004 * (tokens - 90) + rng.normal(0.0, 0.55, n)
+    return pd.DataFrame({"n_tokens": tokens, "logprob": -per_token * tokens})
+
+
+def test_canonical_perplexity_interval_covers():
+    """The bootstrap over documents of a ratio of sums (the per-document percentile
+    bootstrap covered 94.3-94.8 % with the default's real documents as the population)."""
+    rng = np.random.default_rng(16)
+    population = _canonical_documents(rng, 1_000_000)
+    truth = math.exp(-population["logprob"].sum() / population["n_tokens"].sum())
+    trials, hits = 2000, 0
+    for _ in range(trials):
+        docs = _canonical_documents(rng, 100)
+        point = metrics.canonical_metrics(docs)
+        low, high = evaluation.bootstrap_intervals(point, docs, metrics.canonical_metrics,
+                                                   list(range(100)), rng, 200)[
+            "canonical_perplexity"]
+        hits += low <= truth <= high
+    assert 0.93 <= hits / trials <= 0.97
