@@ -124,7 +124,7 @@ def test_agresti_coull_never_covers_much_less_than_95_percent_at_n50():
 
 
 def test_near_one_no_interval_can_cover_between_93_and_97_percent():
-    # At p = 0.98, n = 50 an interval containing 0.98 for x = 48..50 covers P(X >= 48) = 92.0 %;
+    # At p = 0.98, n = 50 an interval containing 0.98 for x = 48..50 covers P(X >= 48) = 92.2 %;
     # adding x = 47 makes it P(X >= 47) = 98.2 %: nothing in between is possible. Wilson
     # takes the first (under-covers), Agresti-Coull the second.
     from scipy.stats import binom
