@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import LogFormatter
 
 from metaexamples.figures import save_figure
 from metaexamples.grammar.aggregate import interval_of
@@ -214,6 +216,9 @@ def plot_loss_curves(
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("step")
         ax.set_yscale("log")  # step 0 (about 10 nats) and the end (about 1) on one axis
+        # plain numbers ("8", "10") rather than "8×10⁰" on an axis that spans about a decade
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(columns):] if columns else []:
@@ -252,7 +257,8 @@ def plot_by_negative_type(
     ):
         kinds, small = negative_types(summary, prefix)
         if small:
-            title += f"\n(left out, n < {MIN_CELL}: {', '.join(small)})"
+            names = ", ".join(repr(k) for k in small)
+            title += f"\n(left out, fewer than {MIN_CELL} strings: {names})"
         width = 0.8 / max(1, len(conditions))
         for j, cond in enumerate(conditions):
             stats = [_stat(table, cond, prefix + k)[:3] for k in kinds]
@@ -262,19 +268,24 @@ def plot_by_negative_type(
             hi = np.array([s[2] for s in stats])
             err = np.vstack([np.clip(means - lo, 0, None), np.clip(hi - means, 0, None)])
             err = np.nan_to_num(err)
+            # black whiskers vanish inside the oracle's black bar, where the interval matters
+            ecolor = "0.6" if cond == ORACLE else "k"
             ax.bar(xs, np.nan_to_num(means), width, yerr=err, color=colors[cond], capsize=2,
-                   label=cond)
+                   ecolor=ecolor, label=cond)
         ax.axhline(0.5, color="k", lw=0.8, ls=":")
         ax.set_xticks(range(len(kinds)))
         ax.set_xticklabels(kinds, rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 1].legend(fontsize=7, loc="lower right")
+    # below the panels: inside one it covers bars
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(conditions), fontsize=8,
+               frameon=False)
     fig.suptitle(f"{grammar}: discrimination by negative type (95 % interval: t over seeds "
                  "with two or more, else within one run: AUROC by Wilson at its largest "
                  "variance, pair accuracy Agresti-Coull)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, path)
 
 
@@ -335,9 +346,9 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
             r = next(hit.itertuples())
             color = VERDICT_COLORS.get(r.verdict, "0.5")
             if math.isnan(r.estimate):
-                ax.text(0.5, y, f"not tested: {r.note}"[:80], fontsize=6, color="0.4",
-                        ha="center", va="center", transform=ax.get_yaxis_transform(),
-                        wrap=True)
+                note = textwrap.fill(f"not tested: {r.note}", 70, break_on_hyphens=False)
+                ax.text(0.5, y, note, fontsize=6, color="0.4", ha="center", va="center",
+                        transform=ax.get_yaxis_transform())
                 continue
             xerr = None
             if not (math.isnan(r.ci_low) or math.isnan(r.ci_high)):
@@ -350,7 +361,9 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
         ax.set_yticklabels([f"{c} − {r}" for c, r in pairs], fontsize=7)
         ax.set_ylim(-0.6, len(pairs) - 0.4)
         ax.invert_yaxis()
-        ax.set_title(LABELS.get(metric, metric), fontsize=8)
+        # lower-is-better metrics are turned round so that right of zero is better
+        ax.set_title(LABELS.get(metric, metric).replace("↓", "↓: reference − condition"),
+                     fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(metrics_):]:
         ax.axis("off")
