@@ -204,5 +204,3 @@ def test_evaluate_writes_every_output(tiny_neox_dir, tokenizer, rows, tmp_path):
     confusion = read_json(tmp_path / "confusion.json")
     assert confusion["labels"] == ["1", "2", "3", "lose"]
     assert [sum(map(sum, e["rank"])) for e in confusion["entries"]] == list(csv["n"])
-    wide = ev.wide_table(table, "rank_accuracy")
-    assert list(wide.columns) == ["step", "eval", "eval_small"]

@@ -1,12 +1,14 @@
 import pandas as pd
 import pytest
 
+from metaexamples import stats
+from metaexamples.nim import plots
 from metaexamples.nim.plots import (
     accuracy_by_bucket,
     accuracy_by_max_remove,
     accuracy_by_name_pair,
     accuracy_by_residue,
-    accuracy_table_long,
+    accuracy_frame,
     mistakes_by_answer,
     plot_accuracy_by_bucket,
     plot_accuracy_by_max_remove,
@@ -34,7 +36,14 @@ ROWS = [
     pred("eval_cheat", 200, 3, 11, False),  # residue 3
 ]
 
-TABLE = pd.DataFrame({"step": [200, 100], "eval": [0.75, 0.25], "eval_cheat": [0.5, 0.0]})
+def accuracy_row(step, dataset, correct, n, majority):
+    return {"step": step, "checkpoint": f"step-{step}", "dataset": dataset, "n": n,
+            "exact_correct": correct, "exact_match": correct / n, "majority_rate": majority}
+
+
+TABLE = pd.DataFrame([accuracy_row(200, "eval", 3, 4, 0.5), accuracy_row(100, "eval", 1, 4, 0.5),
+                      accuracy_row(200, "eval_cheat", 1, 2, 0.5),
+                      accuracy_row(100, "eval_cheat", 0, 2, 0.5)])
 
 
 def records(frame, keys):
@@ -42,16 +51,31 @@ def records(frame, keys):
             for _, r in frame.iterrows()}  # fmt: skip
 
 
-def test_accuracy_table_long():
-    long = accuracy_table_long(TABLE)
-    assert long.to_dict("records") == [
-        {"step": 100, "dataset": "eval", "accuracy": 0.25},
-        {"step": 200, "dataset": "eval", "accuracy": 0.75},
-        {"step": 100, "dataset": "eval_cheat", "accuracy": 0.0},
-        {"step": 200, "dataset": "eval_cheat", "accuracy": 0.5},
-    ]
-    by_checkpoint = pd.DataFrame({"checkpoint": ["checkpoint-100"], "eval": [0.5]})
-    assert accuracy_table_long(by_checkpoint)["step"].tolist() == [100]
+def test_accuracy_frame_sorts_and_names_what_is_missing():
+    frame = accuracy_frame(TABLE)
+    assert list(zip(frame["dataset"], frame["step"], strict=True)) == [
+        ("eval", 100), ("eval", 200), ("eval_cheat", 100), ("eval_cheat", 200)]
+    with pytest.raises(ValueError, match="majority_rate"):
+        accuracy_frame(TABLE.drop(columns="majority_rate"))
+
+
+def test_accuracy_vs_step_draws_intervals_the_majority_rate_and_the_chosen_step(
+        monkeypatch, tmp_path):
+    kept = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: kept.append(fig))
+    plot_accuracy_vs_step(TABLE, tmp_path / "step.png", selected_step=200)
+    (ax,) = kept[0].axes
+    (eval_line, caps, (bars,)) = ax.containers[0].lines
+    assert list(eval_line.get_ydata()) == [0.25, 0.75]
+    wilson = stats.wilson_interval(3, 4)
+    assert bars.get_segments()[1][:, 1].tolist() == pytest.approx([wilson.low, wilson.high])
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert [line.get_ydata()[0] for line in dashed] == [0.5, 0.5]
+    dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert dotted[0].get_xdata()[0] == 200
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["eval", "eval_cheat", "majority-answer rate (its colour)",
+                      "chosen on val (step 200)"]
 
 
 def test_accuracy_by_max_remove_uses_the_last_step():

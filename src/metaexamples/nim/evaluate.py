@@ -462,13 +462,3 @@ def evaluate(
     })  # fmt: skip
     log.info("wrote Nim evaluation to %s", out)
     return table
-
-
-def wide_table(table: Sequence[Mapping[str, Any]], metric: str = "exact_match") -> Any:
-    """The accuracy table as steps x datasets for one metric (what `plots` draws)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(list(table))
-    wide = frame.pivot_table(index="step", columns="dataset", values=metric, aggfunc="first")
-    wide.columns.name = None
-    return wide.reset_index()

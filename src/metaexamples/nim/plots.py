@@ -1,26 +1,28 @@
 """The one Nim plotting utility: the aggregations behind each figure, and the figures.
 
-Inputs are an accuracy table (one row per checkpoint step, one column per eval set) and
-per-example prediction rows: the generator's structured fields (``max_remove``, ``pile``,
-``names``, ``bucket``, ...) plus ``correct`` (bool), ``step`` and ``dataset``. The rows
-must cover every evaluated example, not only the incorrect ones, or there is no
-denominator. Each ``accuracy_by_*`` function returns a DataFrame with columns
-``dataset, step, <keys>, n, correct, accuracy`` and is what the matching ``plot_*``
-draws. Figures use matplotlib's object API (no pyplot state) and are written atomically.
+Inputs are the accuracy table `nim evaluate` writes (one row per checkpoint step and
+eval set, with ``n``, ``exact_correct`` and ``majority_rate``) and per-example
+prediction rows: the generator's structured fields (``max_remove``, ``pile``, ``names``,
+``bucket``, ...) plus ``correct`` (bool), ``step`` and ``dataset``. The rows must cover
+every evaluated example, not only the incorrect ones, or there is no denominator. Each
+``accuracy_by_*`` function returns a DataFrame with columns ``dataset, step, <keys>, n,
+correct, accuracy`` and is what the matching ``plot_*`` draws. Figures use matplotlib's
+object API (no pyplot state) and are written atomically.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
+from metaexamples import stats
 from metaexamples.figures import save_figure
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ Step = int | str | None  # an int, "last" (latest step per dataset) or None (eve
 STEP_COLUMN = "step"
 NO_BUCKET = "none"
 OTHER_ANSWER = "other"  # a generation that is none of the candidate answers
+# what the accuracy-by-step figure reads from the accuracy table
+CURVE_COLUMNS = (STEP_COLUMN, "dataset", "n", "exact_correct", "majority_rate")
 
 # The figures `plot_evaluation` draws for every experiment (file stems under plots/), and
 # the one only experiments with name-pair buckets get; the workflow declares these.
@@ -44,30 +48,13 @@ FIGURES = (
 BUCKET_FIGURE = "accuracy_by_bucket"
 
 
-def accuracy_table_long(table: pd.DataFrame, step_column: str = STEP_COLUMN) -> pd.DataFrame:
-    """An accuracy table (steps x eval sets) as rows ``step, dataset, accuracy``, by step.
-
-    The step comes from `step_column`, else from a ``checkpoint`` column such as
-    ``checkpoint-500`` (its trailing number), else from the index.
-    """
-    frame = table.copy()
-    if step_column in frame.columns:
-        steps = frame.pop(step_column)
-    elif "checkpoint" in frame.columns:
-        steps = frame.pop("checkpoint").map(_checkpoint_step)
-    else:
-        steps = pd.Series(frame.index, index=frame.index)
-    frame.insert(0, STEP_COLUMN, pd.to_numeric(steps).astype(int).to_numpy())
-    long = frame.melt(id_vars=STEP_COLUMN, var_name="dataset", value_name="accuracy")
-    long["accuracy"] = pd.to_numeric(long["accuracy"])
-    return long.sort_values(["dataset", STEP_COLUMN], kind="stable").reset_index(drop=True)
-
-
-def _checkpoint_step(name: Any) -> int:
-    match = re.search(r"(\d+)\D*$", str(name))
-    if not match:
-        raise ValueError(f"checkpoint: cannot read a step from {name!r}")
-    return int(match.group(1))
+def accuracy_frame(table: Rows) -> pd.DataFrame:
+    """The accuracy table as a frame sorted by eval set and step, its columns checked."""
+    frame = pd.DataFrame(table)
+    missing = [c for c in CURVE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"accuracy table: missing column(s) {missing}")
+    return frame.sort_values(["dataset", STEP_COLUMN], kind="stable").reset_index(drop=True)
 
 
 def prediction_frame(rows: Rows) -> pd.DataFrame:
@@ -268,18 +255,36 @@ def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: 
     return fig
 
 
-def plot_accuracy_vs_step(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """One line per eval set: accuracy against checkpoint step."""
-    long = accuracy_table_long(table)
+def plot_accuracy_vs_step(
+    table: Rows, path: str | os.PathLike[str], selected_step: int | None = None
+) -> Path:
+    """One line per eval set: exact match against checkpoint step with its 95 % Wilson
+    interval, the set's majority-answer rate (what always giving its commonest answer
+    scores) dashed in the same colour, and the step validation chose dotted."""
+    frame = accuracy_frame(table)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    for dataset, part in long.groupby("dataset", sort=True):
-        ax.plot(part[STEP_COLUMN], part["accuracy"], marker="o", label=str(dataset))
+    for i, (dataset, part) in enumerate(frame.groupby("dataset", sort=True)):
+        color = f"C{i}"
+        intervals = [stats.wilson_interval(k, n) for k, n in
+                     zip(part["exact_correct"], part["n"], strict=True)]
+        rate = [iv.estimate for iv in intervals]
+        below = [iv.estimate - iv.low for iv in intervals]
+        above = [iv.high - iv.estimate for iv in intervals]
+        ax.errorbar(part[STEP_COLUMN], rate, yerr=[below, above], marker="o", capsize=3,
+                    color=color, label=str(dataset))
+        ax.axhline(part["majority_rate"].iloc[-1], color=color, ls="--", lw=0.8)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.4", ls="--", lw=0.8,
+                          label="majority-answer rate (its colour)"))
+    if selected_step is not None:
+        handles.append(ax.axvline(selected_step, color="0.5", ls=":", lw=1,
+                                  label=f"chosen on val (step {selected_step})"))
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("step")
     ax.set_ylabel("exact-match accuracy")
-    ax.set_title("Accuracy by checkpoint")
-    ax.legend(fontsize="small")
+    ax.set_title("Exact match by checkpoint (95 % Wilson interval)")
+    ax.legend(handles=handles, fontsize="small")
     return save_figure(fig, path)
 
 
@@ -317,7 +322,7 @@ def plot_accuracy_by_name_pair(
 
 def plot_all(
     rows: Rows | None,
-    table: pd.DataFrame | None,
+    table: Rows | None,
     out_dir: str | os.PathLike[str],
     step: Step = "last",
 ) -> list[Path]:
@@ -329,7 +334,8 @@ def plot_all(
     out = Path(out_dir)
     written = []
     if table is not None:
-        written.append(plot_accuracy_vs_step(table, out / "accuracy_vs_step.png"))
+        selected = step if isinstance(step, int) else None
+        written.append(plot_accuracy_vs_step(table, out / "accuracy_vs_step.png", selected))
     if rows is not None:
         frame = prediction_frame(rows)
         written.append(plot_accuracy_by_max_remove(frame, out / "accuracy_by_max_remove.png", step))
@@ -353,7 +359,6 @@ def plot_evaluation(
     checkpoint validation exact match chose (the last one when there is no validation set).
     """
     from metaexamples.io import read_jsonl
-    from metaexamples.nim.evaluate import wide_table
     from metaexamples.nim.summary import select_step
 
     folder = Path(eval_dir)
@@ -364,6 +369,6 @@ def plot_evaluation(
     except ValueError:  # evaluated without a validation set
         log.warning("%s: no validation rows; breakdowns drawn at the last step", folder)
         step = "last"
-    written = plot_all(rows, wide_table(records), out_dir or folder / "plots", step)
+    written = plot_all(rows, records, out_dir or folder / "plots", step)
     log.info("wrote %d figures (breakdowns at step %s)", len(written), step)
     return written
