@@ -79,6 +79,8 @@ def test_forest_plot_shows_why_a_contrast_is_not_tested_in_full_and_names_turned
     (fig,) = figures
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert [" ".join(t.split()) for t in texts] == [f"not tested: {note}"]
+    notes_only = next(ax for ax in fig.axes if ax.texts)
+    assert list(notes_only.get_xticks()) == []  # no scale (or zero line) behind a note
     titles = {ax.get_title() for ax in fig.axes if ax.get_title()}
     assert titles == {"synthetic tokens to the threshold (↓: reference − condition)",
                       "AUROC valid vs all invalid (↑)"}

@@ -356,7 +356,11 @@ def plot_contrasts(table: pd.DataFrame, path: Path) -> Path:
             marker = "o" if r.scope == "condition" else "s"
             ax.errorbar([r.estimate], [y], xerr=xerr, fmt=marker, color=color, capsize=3,
                         mfc=color if r.scope == "condition" else "white")
-        ax.axvline(0.0, color="k", lw=0.8)
+        if rows["estimate"].notna().any():
+            ax.axvline(0.0, color="k", lw=0.8)
+            ax.locator_params(axis="x", nbins=5)  # more run into each other ("-0.015-0.010")
+        else:  # only notes: no scale to read
+            ax.set_xticks([])
         ax.set_yticks(range(len(pairs)))
         ax.set_yticklabels([f"{c} − {r}" for c, r in pairs], fontsize=7)
         ax.set_ylim(-0.6, len(pairs) - 0.4)
