@@ -185,3 +185,15 @@ def test_mistakes_by_answer_counts_gold_by_generated_answer_at_the_step():
 def test_plot_all_draws_the_mistakes_when_rows_carry_answers(tmp_path):
     names = sorted(p.name for p in plot_all(ANSWERED, TABLE, tmp_path, step=200))
     assert "mistakes_by_answer.png" in names and len(names) == 6
+
+
+def test_breakdown_bars_carry_wilson_intervals_of_their_cells(monkeypatch, tmp_path):
+    kept = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: kept.append(fig))
+    plot_accuracy_by_max_remove(ROWS, tmp_path / "m.png")
+    (ax,) = kept[0].axes
+    eval_bars = next(c for c in ax.containers if c.get_label() == "eval")
+    (whiskers,) = eval_bars.errorbar.lines[2]
+    half = stats.wilson_interval(1, 2)  # max_remove 3 on eval: 1 of 2 right
+    assert whiskers.get_segments()[0][:, 1].tolist() == pytest.approx([half.low, half.high])
+    assert ax.get_legend().get_bbox_to_anchor().y0 > ax.bbox.y1  # above the bars

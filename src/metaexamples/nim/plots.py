@@ -230,7 +230,8 @@ def _diagonal_cell(x: int, y: int) -> Any:
 
 
 def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: str) -> Figure:
-    """Bars of accuracy: one group per key value, one bar per dataset."""
+    """Bars of accuracy with 95 % Wilson intervals: one group per key value, one bar per
+    dataset. Cells hold a few prompts each, so a bar without its interval misleads."""
     frame = frame.copy()
     frame["_x"] = frame[list(keys)].astype(str).agg(" / ".join, axis=1)
     xs = list(dict.fromkeys(frame["_x"]))
@@ -240,18 +241,24 @@ def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: 
     width = 0.8 / max(1, len(datasets))
     for j, dataset in enumerate(datasets):
         part = frame[frame["dataset"] == dataset].set_index("_x")
-        heights = [float(part["accuracy"].get(x, float("nan"))) for x in xs]
-        ax.bar([i + j * width for i in range(len(xs))], heights, width, label=dataset)
+        intervals = [stats.wilson_interval(part.at[x, "correct"], part.at[x, "n"])
+                     if x in part.index else None for x in xs]
+        heights = [iv.estimate if iv else float("nan") for iv in intervals]
+        errors = [[iv.estimate - iv.low if iv else 0.0 for iv in intervals],
+                  [iv.high - iv.estimate if iv else 0.0 for iv in intervals]]
+        ax.bar([i + j * width for i in range(len(xs))], heights, width, yerr=errors,
+               capsize=2, ecolor="0.3", label=dataset)
     ax.set_xticks([i + width * (len(datasets) - 1) / 2 for i in range(len(xs))])
     ax.set_xticklabels(
         xs, rotation=45 if len(xs) > 8 else 0, ha="right" if len(xs) > 8 else "center"
     )
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("exact-match accuracy (95 % Wilson)")
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    if datasets:
-        ax.legend(fontsize="small")
+    if datasets:  # above the axes: inside, it covers bars
+        ax.legend(fontsize="small", ncol=len(datasets), loc="lower center",
+                  bbox_to_anchor=(0.5, 1.08), frameon=False)
     return fig
 
 
