@@ -84,3 +84,22 @@ def test_forest_plot_shows_why_a_contrast_is_not_tested_in_full_and_names_turned
     titles = {ax.get_title() for ax in fig.axes if ax.get_title()}
     assert titles == {"synthetic tokens to the threshold (↓: reference − condition)",
                       "AUROC valid vs all invalid (↑)"}
+
+
+@pytest.mark.parametrize(("oracle_above_chance", "drawn"), [(0.0, False), (0.87, True)])
+def test_rule_validity_above_chance_gets_a_panel_only_where_there_is_room_to_learn(
+        figures, oracle_above_chance, drawn):
+    # g1 accepts every string of a valid length: chance is 1 and the oracle's excess is 0
+    values = {"baseline": 0.0, "examples": 0.0, "oracle": oracle_above_chance}
+    summary = pd.DataFrame([{"condition": c, "format_validity": 0.9,
+                             "rule_validity_above_chance": v} for c, v in values.items()])
+    table = pd.DataFrame([
+        {"condition": c, "metric": m, "mean": v, "scope": "run", "run_ci_low": v - 0.01,
+         "run_ci_high": v + 0.01, "seeds_ci_low": math.nan, "seeds_ci_high": math.nan,
+         "seeds_learned": ""}
+        for c, v in values.items() for m in ("format_validity", "rule_validity_above_chance")])
+    plots.plot_metrics_by_condition(summary, table, "g1", "metrics.png")
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert (plots.LABELS["rule_validity_above_chance"] in titles) is drawn
+    assert plots.LABELS["format_validity"] in titles

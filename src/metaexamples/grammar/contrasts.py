@@ -38,7 +38,7 @@ import pandas as pd
 
 from metaexamples import stats
 from metaexamples.grammar import excess, judging, metrics
-from metaexamples.grammar.summary import HEADLINE_METRICS, LEARNING_SPEED, ORACLE
+from metaexamples.grammar.summary import HEADLINE_METRICS, LEARNING_SPEED, no_room
 from metaexamples.io import DataFileError, read_json, read_jsonl
 
 COLUMNS = ["grammar", "condition", "reference", "metric", "scope", "n", "estimate", "ci_low",
@@ -84,10 +84,7 @@ def _skip(summary: pd.DataFrame, metric: str, conditions: Sequence[str]) -> bool
     if metric not in summary.columns:
         return True
     rows = summary[summary["condition"].isin(conditions)]
-    if rows[metric].isna().all():
-        return True
-    oracle = summary.loc[summary["condition"] == ORACLE, metric]
-    return metric == "rule_validity_above_chance" and len(oracle) and oracle.iloc[0] == 0
+    return rows[metric].isna().all() or no_room(summary, metric)
 
 
 def grammar_contrasts(

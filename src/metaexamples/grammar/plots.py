@@ -38,6 +38,7 @@ from metaexamples.grammar.summary import (
     LEARNING_SPEED,
     ORACLE,
     condition_order,
+    no_room,
 )
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def plot_metrics_by_condition(
     conditions = condition_order(summary["condition"])
     colors = _colors(conditions)
     present = [m for m in HEADLINE_METRICS if m in summary.columns
-               and summary[m].notna().any()]
+               and summary[m].notna().any() and not no_room(summary, m)]
     ncols = 4
     nrows = max(1, math.ceil(len(present) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)

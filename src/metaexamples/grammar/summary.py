@@ -166,6 +166,15 @@ def condition_order(conditions: Iterable[str]) -> list[str]:
         [ORACLE] if ORACLE in seen else [])
 
 
+def no_room(summary: pd.DataFrame, metric: str) -> bool:
+    """Rule validity above chance where every string of a valid length is valid (g1): the
+    oracle's 0 leaves nothing to learn, so the metric is neither plotted nor contrasted."""
+    if metric != "rule_validity_above_chance" or metric not in summary.columns:
+        return False
+    oracle = summary.loc[summary["condition"] == ORACLE, metric]
+    return len(oracle) > 0 and oracle.iloc[0] == 0
+
+
 def grammar_summary(grammar: str, runs: Sequence[RunFiles],
                     speed_threshold: float) -> pd.DataFrame:
     """One grammar's rows: the baseline, every run, the oracle."""
