@@ -229,6 +229,15 @@ def _diagonal_cell(x: int, y: int) -> Any:
     return Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="0.85", edgecolor="none")
 
 
+def _wilson_bars(correct: Sequence[float], n: Sequence[float]
+                 ) -> tuple[list[float], list[list[float]]]:
+    """Rates and their 95 % Wilson intervals as matplotlib's [below, above] lengths."""
+    intervals = [stats.wilson_interval(k, m) for k, m in zip(correct, n, strict=True)]
+    return ([iv.estimate for iv in intervals],
+            [[iv.estimate - iv.low for iv in intervals],
+             [iv.high - iv.estimate for iv in intervals]])
+
+
 def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: str) -> Figure:
     """Bars of accuracy with 95 % Wilson intervals: one group per key value, one bar per
     dataset. Cells hold a few prompts each, so a bar without its interval misleads."""
@@ -240,12 +249,9 @@ def _grouped_bars(frame: pd.DataFrame, keys: Sequence[str], title: str, xlabel: 
     ax = fig.subplots()
     width = 0.8 / max(1, len(datasets))
     for j, dataset in enumerate(datasets):
-        part = frame[frame["dataset"] == dataset].set_index("_x")
-        intervals = [stats.wilson_interval(part.at[x, "correct"], part.at[x, "n"])
-                     if x in part.index else None for x in xs]
-        heights = [iv.estimate if iv else float("nan") for iv in intervals]
-        errors = [[iv.estimate - iv.low if iv else 0.0 for iv in intervals],
-                  [iv.high - iv.estimate if iv else 0.0 for iv in intervals]]
+        part = frame[frame["dataset"] == dataset].set_index("_x").reindex(xs)
+        # a cell this dataset lacks: 0 of 0, whose interval is NaN and draws nothing
+        heights, errors = _wilson_bars(part["correct"].fillna(0), part["n"].fillna(0))
         ax.bar([i + j * width for i in range(len(xs))], heights, width, yerr=errors,
                capsize=2, ecolor="0.3", label=dataset)
     ax.set_xticks([i + width * (len(datasets) - 1) / 2 for i in range(len(xs))])
@@ -273,12 +279,8 @@ def plot_accuracy_vs_step(
     ax = fig.subplots()
     for i, (dataset, part) in enumerate(frame.groupby("dataset", sort=True)):
         color = f"C{i}"
-        intervals = [stats.wilson_interval(k, n) for k, n in
-                     zip(part["exact_correct"], part["n"], strict=True)]
-        rate = [iv.estimate for iv in intervals]
-        below = [iv.estimate - iv.low for iv in intervals]
-        above = [iv.high - iv.estimate for iv in intervals]
-        ax.errorbar(part[STEP_COLUMN], rate, yerr=[below, above], marker="o", capsize=3,
+        rate, errors = _wilson_bars(part["exact_correct"], part["n"])
+        ax.errorbar(part[STEP_COLUMN], rate, yerr=errors, marker="o", capsize=3,
                     color=color, label=str(dataset))
         ax.axhline(part["majority_rate"].iloc[-1], color=color, ls="--", lw=0.8)
     handles, _ = ax.get_legend_handles_labels()
